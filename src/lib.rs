@@ -1,0 +1,2 @@
+//! cvm-operator: Tencent Cloud CVM instances as Kubernetes resources.
+pub mod tencent;
