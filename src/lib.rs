@@ -1,2 +1,3 @@
 //! cvm-operator: Tencent Cloud CVM instances as Kubernetes resources.
+pub mod api;
 pub mod tencent;

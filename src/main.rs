@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    print!("{}", cvm_operator::api::crd_yaml());
+}

@@ -1,0 +1,157 @@
+//! The `CvmInstance` custom resource (`cvm-operator.io/v1alpha1`).
+
+mod spec;
+mod status;
+
+pub use spec::*;
+pub use status::*;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+/// Finalizer that holds the resource until its instance is terminated.
+pub const FINALIZER: &str = "cvm-operator.io/terminate-instance";
+/// Tags the operator puts on every instance it creates.
+pub const TAG_UID: &str = "cvm-operator.io/uid";
+pub const TAG_NAMESPACE: &str = "cvm-operator.io/namespace";
+pub const TAG_NAME: &str = "cvm-operator.io/name";
+
+/// The CRD as installed: the derived schema with the fixes the derive cannot express.
+pub fn crd() -> CustomResourceDefinition {
+    let mut crd = serde_json::to_value(CvmInstance::crd()).expect("the CRD serialises");
+    let schema = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    schema["description"] = Value::from(
+        "CvmInstance is a Tencent Cloud CVM instance: the operator calls RunInstances once, \
+         follows the instance until it runs, reports its ID, state and IPs, and terminates it \
+         when the resource is deleted.",
+    );
+    // Optional spec fields must prune `null` rather than keep it: GitOps tools send explicit
+    // nulls, and a kept null would trip the CEL immutability rules.
+    strip_nullable(&mut schema["properties"]["spec"]);
+    let spec_rules = schema["properties"]["spec"]["x-kubernetes-validations"]
+        .as_array_mut()
+        .expect("the spec carries its own rules");
+    spec_rules.extend(IMMUTABLE_FIELDS.iter().map(|(field, required)| immutability_rule(field, *required)));
+    let conditions = &mut schema["properties"]["status"]["properties"]["conditions"];
+    conditions["x-kubernetes-list-type"] = Value::from("map");
+    conditions["x-kubernetes-list-map-keys"] = Value::from(vec!["type"]);
+    serde_json::from_value(crd).expect("the patched CRD is still a CRD")
+}
+
+/// Spec fields that RunInstances cannot change later, and whether each is required.
+/// They stay immutable until in-place updates exist for them.
+pub const IMMUTABLE_FIELDS: &[(&str, bool)] = &[
+    ("region", true),
+    ("zone", true),
+    ("instanceType", true),
+    ("imageId", true),
+    ("billing", true),
+    ("systemDisk", false),
+    ("dataDisks", false),
+    ("network", false),
+    ("login", false),
+    ("instanceName", false),
+    ("hostName", false),
+    ("projectId", false),
+    ("tags", false),
+    ("userData", false),
+];
+
+/// A transition rule on the spec, so that adding or removing an optional field is caught too
+/// (a rule on the field itself only runs when both old and new values exist).
+fn immutability_rule(field: &str, required: bool) -> Value {
+    let rule = if required {
+        format!("self.{field} == oldSelf.{field}")
+    } else {
+        format!("has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})")
+    };
+    serde_json::json!({
+        "rule": rule,
+        "message": format!("spec.{field} is immutable"),
+        "fieldPath": format!(".{field}"),
+        "reason": "FieldValueForbidden",
+    })
+}
+
+fn strip_nullable(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            map.remove("nullable");
+            if let Some(Value::Array(values)) = map.get_mut("enum") {
+                values.retain(|v| !v.is_null());
+            }
+            map.values_mut().for_each(strip_nullable);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nullable),
+        _ => {}
+    }
+}
+
+/// The CRD as YAML, exactly what `cvm-operator crd` prints and `crds/` holds.
+pub fn crd_yaml() -> String {
+    serde_saphyr::to_string(&crd()).expect("the CRD serialises to YAML")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_schema() -> Value {
+        serde_json::to_value(crd()).unwrap()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+            ["properties"]["spec"]
+            .clone()
+    }
+
+    #[test]
+    fn crd_renders_and_matches_committed_file() {
+        let committed = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/crds/cvminstances.cvm-operator.io.yaml"
+        ))
+        .expect("crds/cvminstances.cvm-operator.io.yaml exists");
+        assert!(
+            committed == crd_yaml(),
+            "crds/ drifted from the code: run `cargo run -- crd > crds/cvminstances.cvm-operator.io.yaml`"
+        );
+    }
+
+    #[test]
+    fn spec_has_no_nullable_and_no_unsigned_formats() {
+        let text = spec_schema().to_string();
+        assert!(!text.contains("nullable"), "nullable left in spec schema");
+        assert!(!text.contains("uint"), "unsigned formats are not structural");
+    }
+
+    #[test]
+    fn required_fields_and_immutability_rules() {
+        let spec = spec_schema();
+        let required: Vec<&str> = spec["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let rules = spec["x-kubernetes-validations"].to_string();
+        for (field, is_required) in IMMUTABLE_FIELDS {
+            assert_eq!(required.contains(field), *is_required, "{field}");
+            assert!(spec["properties"][field].is_object(), "{field} is not a spec field");
+            assert!(
+                rules.contains(&format!("spec.{field} is immutable")),
+                "{field} must be immutable: {rules}"
+            );
+        }
+        for field in ["credentialsSecretRef", "deletionPolicy"] {
+            assert!(!rules.contains(&format!("spec.{field} is immutable")));
+        }
+    }
+
+    #[test]
+    fn conditions_are_a_list_map() {
+        let crd = serde_json::to_value(crd()).unwrap();
+        let c = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+            ["properties"]["conditions"];
+        assert_eq!(c["x-kubernetes-list-type"], "map");
+        assert_eq!(c["x-kubernetes-list-map-keys"][0], "type");
+    }
+}
