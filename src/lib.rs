@@ -1,2 +1,3 @@
 //! cvm-operator: Tencent Cloud CVM instances as Kubernetes resources.
+pub mod sim;
 pub mod tencent;
