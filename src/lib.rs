@@ -1,3 +1,4 @@
 //! cvm-operator: Tencent Cloud CVM instances as Kubernetes resources.
 pub mod api;
+pub mod sim;
 pub mod tencent;

@@ -1,1 +1,16 @@
+//! Tencent Cloud CVM API: signing, credentials, wire types, errors and the client.
+pub mod batch;
+pub mod client;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod pool;
+pub mod ratelimit;
 pub mod sign;
+pub mod types;
+
+pub use client::CvmClient;
+pub use config::{ApiObserver, ClientConfig, RateLimits};
+pub use credentials::{Credentials, CredentialsError, SecretString};
+pub use error::{CloudError, ErrorClass};
+pub use pool::ClientPool;

@@ -1,0 +1,73 @@
+//! The CVM actions the simulator serves.
+
+mod describe;
+mod naming;
+pub mod params;
+mod run;
+mod status;
+mod terminate;
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::error::ApiResult;
+use super::state::SimState;
+
+pub const API_VERSION: &str = "2017-03-12";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    RunInstances,
+    DescribeInstances,
+    DescribeInstancesStatus,
+    TerminateInstances,
+}
+
+impl Action {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "RunInstances" => Self::RunInstances,
+            "DescribeInstances" => Self::DescribeInstances,
+            "DescribeInstancesStatus" => Self::DescribeInstancesStatus,
+            "TerminateInstances" => Self::TerminateInstances,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RunInstances => "RunInstances",
+            Self::DescribeInstances => "DescribeInstances",
+            Self::DescribeInstancesStatus => "DescribeInstancesStatus",
+            Self::TerminateInstances => "TerminateInstances",
+        }
+    }
+}
+
+/// Who is calling, where, and when.
+pub struct Ctx<'a> {
+    pub owner: &'a str,
+    pub region: &'a str,
+    pub request_id: &'a str,
+    pub now: Instant,
+}
+
+/// Runs one action; the answer is the serialized fields of `Response` (without RequestId).
+pub fn handle(
+    action: Action,
+    ctx: &Ctx<'_>,
+    state: &mut SimState,
+    params: Value,
+) -> ApiResult<Vec<u8>> {
+    match action {
+        Action::RunInstances => run::handle(ctx, state, params),
+        Action::DescribeInstances => describe::handle(ctx, state, params),
+        Action::DescribeInstancesStatus => status::handle(ctx, state, params),
+        Action::TerminateInstances => terminate::handle(ctx, state, params),
+    }
+}
+
+fn to_json(value: &impl serde::Serialize) -> ApiResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| super::error::ApiError::internal(e.to_string()))
+}
