@@ -32,7 +32,11 @@ pub fn crd() -> CustomResourceDefinition {
     let spec_rules = schema["properties"]["spec"]["x-kubernetes-validations"]
         .as_array_mut()
         .expect("the spec carries its own rules");
-    spec_rules.extend(IMMUTABLE_FIELDS.iter().map(|(field, required)| immutability_rule(field, *required)));
+    spec_rules.extend(
+        IMMUTABLE_FIELDS
+            .iter()
+            .map(|(field, required)| immutability_rule(field, *required)),
+    );
     let conditions = &mut schema["properties"]["status"]["properties"]["conditions"];
     conditions["x-kubernetes-list-type"] = Value::from("map");
     conditions["x-kubernetes-list-map-keys"] = Value::from(vec!["type"]);
@@ -64,7 +68,9 @@ fn immutability_rule(field: &str, required: bool) -> Value {
     let rule = if required {
         format!("self.{field} == oldSelf.{field}")
     } else {
-        format!("has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})")
+        format!(
+            "has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})"
+        )
     };
     serde_json::json!({
         "rule": rule,
@@ -120,7 +126,10 @@ mod tests {
     fn spec_has_no_nullable_and_no_unsigned_formats() {
         let text = spec_schema().to_string();
         assert!(!text.contains("nullable"), "nullable left in spec schema");
-        assert!(!text.contains("uint"), "unsigned formats are not structural");
+        assert!(
+            !text.contains("uint"),
+            "unsigned formats are not structural"
+        );
     }
 
     #[test]
@@ -135,7 +144,10 @@ mod tests {
         let rules = spec["x-kubernetes-validations"].to_string();
         for (field, is_required) in IMMUTABLE_FIELDS {
             assert_eq!(required.contains(field), *is_required, "{field}");
-            assert!(spec["properties"][field].is_object(), "{field} is not a spec field");
+            assert!(
+                spec["properties"][field].is_object(),
+                "{field} is not a spec field"
+            );
             assert!(
                 rules.contains(&format!("spec.{field} is immutable")),
                 "{field} must be immutable: {rules}"
@@ -149,8 +161,8 @@ mod tests {
     #[test]
     fn conditions_are_a_list_map() {
         let crd = serde_json::to_value(crd()).unwrap();
-        let c = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
-            ["properties"]["conditions"];
+        let c = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+            ["conditions"];
         assert_eq!(c["x-kubernetes-list-type"], "map");
         assert_eq!(c["x-kubernetes-list-map-keys"][0], "type");
     }

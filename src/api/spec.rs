@@ -13,6 +13,8 @@ use super::status::CvmInstanceStatus;
 
 /// A Tencent Cloud CVM instance that the operator creates once, follows until it runs,
 /// and terminates when this resource is deleted.
+// Every printer column repeats `type_ = "string"`, which clippy mistakes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "cvm-operator.io",
@@ -23,40 +25,44 @@ use super::status::CvmInstanceStatus;
     category = "tencentcloud",
     namespaced,
     status = "CvmInstanceStatus",
-    derive = "PartialEq",
-    printcolumn(name = "Zone", type_ = "string", json_path = ".spec.zone"),
-    printcolumn(name = "Type", type_ = "string", json_path = ".spec.instanceType"),
-    printcolumn(name = "Billing", type_ = "string", json_path = ".spec.billing.mode"),
-    printcolumn(name = "State", type_ = "string", json_path = ".status.instanceState"),
-    printcolumn(
-        name = "Private-IP",
-        type_ = "string",
-        json_path = ".status.privateIpAddresses[0]"
-    ),
-    printcolumn(
-        name = "Public-IP",
-        type_ = "string",
-        json_path = ".status.publicIpAddresses[0]"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Instance-ID",
-        type_ = "string",
-        json_path = ".status.instanceId",
-        priority = 1
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
-        priority = 1
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    derive = "PartialEq"
 )]
+#[kube(printcolumn(name = "Zone", type_ = "string", json_path = ".spec.zone"))]
+#[kube(printcolumn(name = "Type", type_ = "string", json_path = ".spec.instanceType"))]
+#[kube(printcolumn(name = "Billing", type_ = "string", json_path = ".spec.billing.mode"))]
+#[kube(printcolumn(name = "State", type_ = "string", json_path = ".status.instanceState"))]
+#[kube(printcolumn(
+    name = "Private-IP",
+    type_ = "string",
+    json_path = ".status.privateIpAddresses[0]"
+))]
+#[kube(printcolumn(
+    name = "Public-IP",
+    type_ = "string",
+    json_path = ".status.publicIpAddresses[0]"
+))]
+#[kube(printcolumn(
+    name = "Ready",
+    type_ = "string",
+    json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+))]
+#[kube(printcolumn(
+    name = "Instance-ID",
+    type_ = "string",
+    json_path = ".status.instanceId",
+    priority = 1
+))]
+#[kube(printcolumn(
+    name = "Reason",
+    type_ = "string",
+    json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+    priority = 1
+))]
+#[kube(printcolumn(
+    name = "Age",
+    type_ = "date",
+    json_path = ".metadata.creationTimestamp"
+))]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "self.zone.startsWith(self.region + '-')", "message": "spec.zone must be a zone of spec.region (e.g. ap-guangzhou-3 in ap-guangzhou)", "fieldPath": ".zone"}
@@ -67,11 +73,17 @@ pub struct CvmInstanceSpec {
     pub region: String,
 
     /// Availability zone inside the region, e.g. `ap-guangzhou-3`. Immutable.
-    #[schemars(regex(pattern = r"^[a-z]{2,4}-[a-z]+(-[a-z0-9]+)*-[0-9]+$"), length(max = 64))]
+    #[schemars(
+        regex(pattern = r"^[a-z]{2,4}-[a-z]+(-[a-z0-9]+)*-[0-9]+$"),
+        length(max = 64)
+    )]
     pub zone: String,
 
     /// Instance type, e.g. `S5.MEDIUM2` (see DescribeZoneInstanceConfigInfos). Immutable.
-    #[schemars(regex(pattern = r"^[A-Z][A-Z0-9]*[a-z0-9]*\.[A-Z0-9]+$"), length(max = 64))]
+    #[schemars(
+        regex(pattern = r"^[A-Z][A-Z0-9]*[a-z0-9]*\.[A-Z0-9]+$"),
+        length(max = 64)
+    )]
     pub instance_type: String,
 
     /// Image to boot, `img-` followed by 8 characters: public, custom, shared or marketplace. Immutable.
@@ -312,7 +324,10 @@ pub enum InternetChargeType {
 pub struct Login {
     /// SSH key pairs, `skey-` followed by 8 characters (Linux images only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 10), inner(regex(pattern = r"^skey-[a-z0-9]{8}$")))]
+    #[schemars(
+        length(min = 1, max = 10),
+        inner(regex(pattern = r"^skey-[a-z0-9]{8}$"))
+    )]
     pub key_ids: Option<Vec<String>>,
     /// A key of a Secret in this namespace holding the password (Linux: 8 to 30 characters of at
     /// least two classes; Windows: 12 to 30 of three). The password never appears in status or logs.

@@ -1,0 +1,143 @@
+//! Deletion: terminate the instance and wait until it is gone before the finalizer goes
+//! (design §5), or leave it running under `deletionPolicy: Orphan`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use tracing::info;
+
+use super::conditions::Health;
+use super::context::Context;
+use super::error::Error;
+use super::finalizer;
+use super::reconcile::{cloud_client, cloud_failure};
+use super::target::Target;
+use crate::api::{CvmInstance, DeletionPolicy, TAG_UID};
+
+pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error> {
+    let mut t = Target::new(obj, ctx)?;
+    ctx.sweeper
+        .unregister(&kube::runtime::reflector::ObjectRef::from(t.obj.as_ref()));
+    if t.obj.spec.deletion_policy == DeletionPolicy::Orphan {
+        let what = t.instance_id().unwrap_or("no instance").to_string();
+        t.event(
+            EventType::Normal,
+            "InstanceOrphaned",
+            &format!("deletionPolicy is Orphan: {what} is left running"),
+            "Delete",
+        )
+        .await;
+        return release(&t).await;
+    }
+    let cloud = match cloud_client(&mut t).await? {
+        Ok(cloud) => cloud,
+        // Without credentials nothing can be terminated: keep the finalizer (no leak), and
+        // say so. Setting deletionPolicy: Orphan lets the resource go.
+        Err(action) => return Ok(action),
+    };
+
+    // Everything that may belong to this resource: the recorded instance and anything
+    // carrying its UID tag (earlier attempts, or a creation whose ID was never recorded).
+    let mut live = Vec::new();
+    let mut seen = BTreeSet::new();
+    match cloud.find_instances_by_tag(TAG_UID, &t.uid).await {
+        Ok(found) => {
+            for instance in found {
+                if seen.insert(instance.instance_id.clone()) {
+                    live.push(instance);
+                }
+            }
+        }
+        Err(e) => return cloud_failure(&mut t, "DescribeInstances", &e).await,
+    }
+    if let Some(id) = t.instance_id().map(str::to_string)
+        && !seen.contains(&id)
+    {
+        match cloud.describe_instance(&id).await {
+            Ok(Some(instance)) => live.push(instance),
+            Ok(None) => {}
+            Err(e) => return cloud_failure(&mut t, "DescribeInstances", &e).await,
+        }
+    }
+
+    if live.is_empty() {
+        if creation_may_be_unseen(&t) {
+            let health = Health::progressing(
+                "ConfirmingNoInstance",
+                "a creation was requested but no instance ID was recorded; waiting for tags to propagate before letting go",
+            );
+            t.save(&health, false).await?;
+            return Ok(Action::requeue(ctx.settings.poll_min));
+        }
+        let what = t.instance_id().unwrap_or("no instance").to_string();
+        info!(instance = %what, "instance gone; releasing the resource");
+        t.event(
+            EventType::Normal,
+            "InstanceTerminated",
+            &format!("{what} is gone"),
+            "Delete",
+        )
+        .await;
+        return release(&t).await;
+    }
+
+    let to_terminate: Vec<String> = live
+        .iter()
+        .filter(|i| i.instance_state != "TERMINATING")
+        .map(|i| i.instance_id.clone())
+        .collect();
+    if !to_terminate.is_empty() {
+        if let Err(e) = cloud.terminate_instances(&to_terminate).await
+            && !e.is_already_terminated()
+        {
+            return cloud_failure(&mut t, "TerminateInstances", &e).await;
+        }
+        t.event(
+            EventType::Normal,
+            "TerminatingInstance",
+            &format!("TerminateInstances {}", to_terminate.join(", ")),
+            "Delete",
+        )
+        .await;
+    }
+    if let Some(current) = live
+        .iter()
+        .find(|i| Some(i.instance_id.as_str()) == t.instance_id())
+    {
+        t.status.instance_state = Some("TERMINATING".to_string());
+        t.status.instance_id = Some(current.instance_id.clone());
+    }
+    let ids: Vec<&str> = live.iter().map(|i| i.instance_id.as_str()).collect();
+    let health = Health::progressing(
+        "Terminating",
+        format!("waiting for {} to be gone", ids.join(", ")),
+    );
+    t.save(&health, false).await?;
+    Ok(Action::requeue(ctx.settings.poll_min))
+}
+
+/// A token was persisted but no ID: RunInstances may have succeeded without the operator
+/// recording it, and Tencent attaches tags asynchronously, so an empty tag lookup right
+/// after deletion proves nothing yet. No creation starts after deletion began, so waiting
+/// `tag_grace` from the deletion timestamp covers every possible creation.
+fn creation_may_be_unseen(t: &Target<'_>) -> bool {
+    if t.status.client_token.is_none() || t.instance_id().is_some() {
+        return false;
+    }
+    let Some(deleted_at) = t.obj.metadata.deletion_timestamp.as_ref() else {
+        return false;
+    };
+    let waited =
+        Duration::try_from(Timestamp::now().duration_since(deleted_at.0)).unwrap_or_default();
+    waited < t.ctx.settings.tag_grace
+}
+
+async fn release(t: &Target<'_>) -> Result<Action, Error> {
+    finalizer::remove(&t.api, &t.obj).await?;
+    t.ctx.reset_backoff(&t.uid);
+    Ok(Action::await_change())
+}

@@ -1,0 +1,130 @@
+//! What every reconcile shares: clients, the Event recorder, settings, per-object backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::events::Recorder;
+use rand::Rng;
+
+use super::sweep::Sweeper;
+use crate::tencent::credentials::Credentials;
+use crate::tencent::pool::ClientPool;
+
+/// Tunables of the controller; the defaults suit production, tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Period of the bulk sweep that observes Ready instances (see `sweep`).
+    pub resync: Duration,
+    /// First retry after an error a person must fix; doubles up to `slow_retry_max`.
+    pub slow_retry: Duration,
+    pub slow_retry_max: Duration,
+    /// Polling while an instance is on its way.
+    pub poll_min: Duration,
+    pub poll_max: Duration,
+    /// How long to keep looking for an instance whose creation may have been sent but whose
+    /// ID was never recorded, before a deleted resource lets go (Tencent attaches tags
+    /// asynchronously, so a fresh instance may not be found by tag at once).
+    pub tag_grace: Duration,
+    /// How long a recorded instance may be missing from DescribeInstances before it counts as
+    /// vanished, if it was never seen (new instances can lag in DescribeInstances).
+    pub appear_grace: Duration,
+    /// Credentials for resources without `credentialsSecretRef`; `None` disables them.
+    pub default_credentials: Option<Credentials>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(300),
+            slow_retry: Duration::from_secs(30),
+            slow_retry_max: Duration::from_secs(300),
+            poll_min: Duration::from_secs(3),
+            poll_max: Duration::from_secs(30),
+            tag_grace: Duration::from_secs(60),
+            appear_grace: Duration::from_secs(300),
+            default_credentials: None,
+        }
+    }
+}
+
+pub struct Context {
+    pub kube: kube::Client,
+    pub recorder: Recorder,
+    pub clouds: ClientPool,
+    pub settings: Settings,
+    pub sweeper: Arc<Sweeper>,
+    /// Consecutive failures per resource UID, for exponential backoff of retries.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        kube: kube::Client,
+        recorder: Recorder,
+        clouds: ClientPool,
+        settings: Settings,
+        sweeper: Arc<Sweeper>,
+    ) -> Self {
+        Self {
+            kube,
+            recorder,
+            clouds,
+            settings,
+            sweeper,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records one more failure for `uid` and returns the delay before the next try:
+    /// `base · 2^(n-1)`, capped, with ±20 % jitter so that many stalled resources do not
+    /// retry in lockstep.
+    pub fn backoff(&self, uid: &str, base: Duration, max: Duration) -> Duration {
+        let n = {
+            let mut failures = self.failures.lock().expect("backoff map poisoned");
+            let n = failures.entry(uid.to_string()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        };
+        jitter(exponential(base, max, n))
+    }
+
+    pub fn reset_backoff(&self, uid: &str) {
+        self.failures
+            .lock()
+            .expect("backoff map poisoned")
+            .remove(uid);
+    }
+}
+
+pub fn exponential(base: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+    base.saturating_mul(factor).min(max)
+}
+
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(rand::rng().random_range(0.8..1.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_doubles_and_caps() {
+        let s = Duration::from_secs;
+        assert_eq!(exponential(s(2), s(60), 1), s(2));
+        assert_eq!(exponential(s(2), s(60), 2), s(4));
+        assert_eq!(exponential(s(2), s(60), 4), s(16));
+        assert_eq!(exponential(s(2), s(60), 10), s(60));
+        assert_eq!(exponential(s(2), s(60), u32::MAX), s(60));
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(10));
+            assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(12));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Finding the Tencent Cloud credentials and login password for a resource (design §6).
+//!
+//! Secrets are read one by name, from the resource's own namespace only, and their values
+//! go nowhere but into the signed request.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::api::{CvmInstance, SecretKeyRef};
+use crate::tencent::credentials::{Credentials, SecretString};
+
+pub const KEY_SECRET_ID: &str = "secretId";
+pub const KEY_SECRET_KEY: &str = "secretKey";
+pub const KEY_TOKEN: &str = "token";
+
+/// Why a resource has no usable credentials or password; says which Secret or key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretProblem {
+    #[error("Secret {namespace}/{name} does not exist")]
+    SecretNotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} has no key {key:?} (or it is empty)")]
+    KeyMissing {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error(
+        "spec.credentialsSecretRef is not set and the operator has no default credentials \
+         (TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY)"
+    )]
+    NoDefaultCredentials,
+}
+
+impl SecretProblem {
+    /// The condition reason.
+    pub fn reason(&self, what: Purpose) -> &'static str {
+        match (self, what) {
+            (SecretProblem::NoDefaultCredentials, _) => "CredentialsNotConfigured",
+            (SecretProblem::SecretNotFound { .. }, Purpose::Credentials) => {
+                "CredentialsSecretNotFound"
+            }
+            (SecretProblem::KeyMissing { .. }, Purpose::Credentials) => "CredentialsKeyMissing",
+            (SecretProblem::SecretNotFound { .. }, Purpose::Password) => "PasswordSecretNotFound",
+            (SecretProblem::KeyMissing { .. }, Purpose::Password) => "PasswordKeyMissing",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Credentials,
+    Password,
+}
+
+/// The credentials for `obj`: its Secret, or the operator's defaults.
+pub async fn resolve_credentials(
+    kube: &kube::Client,
+    obj: &CvmInstance,
+    namespace: &str,
+    defaults: Option<&Credentials>,
+) -> Result<Result<Credentials, SecretProblem>, kube::Error> {
+    let Some(reference) = &obj.spec.credentials_secret_ref else {
+        return Ok(defaults.cloned().ok_or(SecretProblem::NoDefaultCredentials));
+    };
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
+    let Some(secret) = secrets.get_opt(&reference.name).await? else {
+        return Ok(Err(SecretProblem::SecretNotFound {
+            namespace: namespace.to_string(),
+            name: reference.name.clone(),
+        }));
+    };
+    let field = |key: &str| secret_value(&secret, key);
+    let missing = |key: &str| SecretProblem::KeyMissing {
+        namespace: namespace.to_string(),
+        name: reference.name.clone(),
+        key: key.to_string(),
+    };
+    let Some(secret_id) = field(KEY_SECRET_ID) else {
+        return Ok(Err(missing(KEY_SECRET_ID)));
+    };
+    let Some(secret_key) = field(KEY_SECRET_KEY) else {
+        return Ok(Err(missing(KEY_SECRET_KEY)));
+    };
+    let mut credentials = Credentials::new(secret_id, SecretString::new(secret_key));
+    if let Some(token) = field(KEY_TOKEN) {
+        credentials = credentials.with_token(SecretString::new(token));
+    }
+    Ok(Ok(credentials))
+}
+
+/// The login password named by `reference`.
+pub async fn resolve_password(
+    kube: &kube::Client,
+    namespace: &str,
+    reference: &SecretKeyRef,
+) -> Result<Result<SecretString, SecretProblem>, kube::Error> {
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
+    let Some(secret) = secrets.get_opt(&reference.name).await? else {
+        return Ok(Err(SecretProblem::SecretNotFound {
+            namespace: namespace.to_string(),
+            name: reference.name.clone(),
+        }));
+    };
+    Ok(secret_value(&secret, &reference.key)
+        .map(SecretString::new)
+        .ok_or_else(|| SecretProblem::KeyMissing {
+            namespace: namespace.to_string(),
+            name: reference.name.clone(),
+            key: reference.key.clone(),
+        }))
+}
+
+/// A non-empty value from `data` or `stringData`, trimmed of the newline `echo` leaves.
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    let from_data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .and_then(|v| String::from_utf8(v.0.clone()).ok());
+    let from_string_data = || {
+        secret
+            .string_data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .cloned()
+    };
+    from_data
+        .or_else(from_string_data)
+        .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn secret_values_come_from_data_trimmed() {
+        let secret = Secret {
+            data: Some(BTreeMap::from([
+                ("secretId".to_string(), ByteString(b"AKIDx\n".to_vec())),
+                ("empty".to_string(), ByteString(Vec::new())),
+            ])),
+            ..Default::default()
+        };
+        assert_eq!(secret_value(&secret, "secretId").as_deref(), Some("AKIDx"));
+        assert_eq!(secret_value(&secret, "empty"), None);
+        assert_eq!(secret_value(&secret, "absent"), None);
+    }
+
+    #[test]
+    fn problems_name_the_secret_and_key() {
+        let p = SecretProblem::KeyMissing {
+            namespace: "team-a".into(),
+            name: "tc".into(),
+            key: "secretKey".into(),
+        };
+        assert_eq!(
+            p.to_string(),
+            "Secret team-a/tc has no key \"secretKey\" (or it is empty)"
+        );
+        assert_eq!(p.reason(Purpose::Credentials), "CredentialsKeyMissing");
+        assert_eq!(p.reason(Purpose::Password), "PasswordKeyMissing");
+    }
+}

@@ -1,0 +1,78 @@
+//! Adding and removing the finalizer with guarded JSON patches.
+//!
+//! Written here rather than with kube's `finalizer()` helper because a deletion that is still
+//! waiting for its instance to go away is a normal state, not an error: the helper would only
+//! keep the finalizer if cleanup returned an error.
+
+use json_patch::{AddOperation, PatchOperation, RemoveOperation, TestOperation};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::Value;
+
+use crate::api::{CvmInstance, FINALIZER};
+
+pub fn has_finalizer(obj: &CvmInstance) -> bool {
+    obj.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// Adds the finalizer; the `test` makes the patch fail if the list changed meanwhile.
+pub async fn add(api: &Api<CvmInstance>, obj: &CvmInstance) -> Result<CvmInstance, kube::Error> {
+    let ops = match obj.meta().finalizers.as_ref() {
+        None => vec![
+            PatchOperation::Test(TestOperation {
+                path: "/metadata/finalizers".parse().expect("static path"),
+                value: Value::Null,
+            }),
+            PatchOperation::Add(AddOperation {
+                path: "/metadata/finalizers".parse().expect("static path"),
+                value: serde_json::json!([FINALIZER]),
+            }),
+        ],
+        Some(list) => vec![
+            PatchOperation::Test(TestOperation {
+                path: "/metadata/finalizers".parse().expect("static path"),
+                value: serde_json::json!(list),
+            }),
+            PatchOperation::Add(AddOperation {
+                path: "/metadata/finalizers/-".parse().expect("static path"),
+                value: Value::from(FINALIZER),
+            }),
+        ],
+    };
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Json::<()>(json_patch::Patch(ops)),
+    )
+    .await
+}
+
+/// Removes the finalizer, letting Kubernetes delete the resource.
+pub async fn remove(api: &Api<CvmInstance>, obj: &CvmInstance) -> Result<(), kube::Error> {
+    let Some(index) = obj.finalizers().iter().position(|f| f == FINALIZER) else {
+        return Ok(());
+    };
+    let path = format!("/metadata/finalizers/{index}");
+    let ops = vec![
+        PatchOperation::Test(TestOperation {
+            path: path.parse().expect("index path"),
+            value: Value::from(FINALIZER),
+        }),
+        PatchOperation::Remove(RemoveOperation {
+            path: path.parse().expect("index path"),
+        }),
+    ];
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(json_patch::Patch(ops)),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already gone: someone else finished the deletion.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,104 @@
+//! The CvmInstance controller: finalizer first, then create-or-observe, or delete.
+
+mod cleanup;
+pub mod conditions;
+mod context;
+pub mod credentials;
+mod error;
+mod finalizer;
+pub mod observe;
+mod reconcile;
+pub mod request;
+pub mod sweep;
+mod target;
+
+pub use context::{Context, Settings};
+pub use error::Error;
+
+use std::sync::Arc;
+
+use futures::{Future, StreamExt};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::api::CvmInstance;
+
+/// Runs the controller until `shutdown` completes; in-flight reconciles finish first.
+pub async fn run(
+    ctx: Arc<Context>,
+    triggers: impl futures::Stream<Item = ObjectRef<CvmInstance>> + Send + 'static,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api = Api::<CvmInstance>::all(ctx.kube.clone());
+    // managedFields are the largest part of a cached object and the controller never reads
+    // them: drop them before they reach the cache.
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|obj: &mut CvmInstance| {
+            obj.managed_fields_mut().clear();
+            obj.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
+        .reflect(writer)
+        .touched_objects();
+    Controller::for_stream(stream, reader)
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    info!("controller stopped");
+}
+
+pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = info_span!(
+        "reconcile",
+        namespace = obj.namespace().unwrap_or_default(),
+        name = obj.name_any(),
+        instance_id = tracing::field::Empty,
+    );
+    if let Some(id) = obj.status.as_ref().and_then(|s| s.instance_id.as_deref()) {
+        span.record("instance_id", id);
+    }
+    async move {
+        if obj.metadata.deletion_timestamp.is_some() {
+            if !finalizer::has_finalizer(&obj) {
+                return Ok(Action::await_change());
+            }
+            return cleanup::cleanup(obj, &ctx).await;
+        }
+        let obj = if finalizer::has_finalizer(&obj) {
+            obj
+        } else {
+            // Before any cloud call, so that no instance can exist without the finalizer.
+            let api: Api<CvmInstance> =
+                Api::namespaced(ctx.kube.clone(), &obj.namespace().unwrap_or_default());
+            Arc::new(finalizer::add(&api, &obj).await?)
+        };
+        reconcile::apply(obj, &ctx).await
+    }
+    .instrument(span)
+    .await
+}
+
+fn error_policy(obj: Arc<CvmInstance>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(
+        namespace = obj.namespace().unwrap_or_default(),
+        name = obj.name_any(),
+        error = %error,
+        "reconcile error"
+    );
+    let s = &ctx.settings;
+    let uid = obj.uid().unwrap_or_default();
+    Action::requeue(ctx.backoff(&uid, s.poll_min, s.slow_retry_max))
+}

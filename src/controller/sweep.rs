@@ -1,0 +1,170 @@
+//! Steady-state observation of Ready instances in bulk.
+//!
+//! A Ready resource does not poll its own instance. It is registered here instead, and once
+//! per resync period one pass asks DescribeInstances about every registered instance of a
+//! client, 100 IDs a call. Only resources whose instance changed (state, IPs, or gone) are
+//! reconciled. With N Ready instances that is ceil(N/100) calls per period, where per-object
+//! timers would make N.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::Stream;
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::api::CvmInstance;
+use crate::tencent::client::CvmClient;
+use crate::tencent::types::Instance;
+
+struct Entry {
+    client: Arc<CvmClient>,
+    instance_id: String,
+    fingerprint: Fingerprint,
+}
+
+/// What a sweep compares: a change in any of these needs a reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    state: String,
+    private_ips: Vec<String>,
+    public_ips: Vec<String>,
+}
+
+impl Fingerprint {
+    fn of(instance: &Instance) -> Self {
+        Self {
+            state: instance.instance_state.clone(),
+            private_ips: instance.private_ip_addresses.clone(),
+            public_ips: instance.public_ip_addresses.clone(),
+        }
+    }
+}
+
+pub struct Sweeper {
+    entries: Mutex<HashMap<ObjectRef<CvmInstance>, Entry>>,
+    triggers: mpsc::UnboundedSender<ObjectRef<CvmInstance>>,
+}
+
+impl Sweeper {
+    /// The sweeper and the stream of resources it wants reconciled.
+    pub fn new() -> (
+        Arc<Self>,
+        impl Stream<Item = ObjectRef<CvmInstance>> + Send + 'static,
+    ) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sweeper = Arc::new(Self {
+            entries: Mutex::new(HashMap::new()),
+            triggers: tx,
+        });
+        let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        (sweeper, stream)
+    }
+
+    pub fn register(
+        &self,
+        object: ObjectRef<CvmInstance>,
+        client: Arc<CvmClient>,
+        instance: &Instance,
+    ) {
+        let entry = Entry {
+            client,
+            instance_id: instance.instance_id.clone(),
+            fingerprint: Fingerprint::of(instance),
+        };
+        self.entries
+            .lock()
+            .expect("sweeper poisoned")
+            .insert(object, entry);
+    }
+
+    pub fn unregister(&self, object: &ObjectRef<CvmInstance>) {
+        self.entries
+            .lock()
+            .expect("sweeper poisoned")
+            .remove(object);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("sweeper poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sweeps every `period` until the process ends.
+    pub async fn run(self: Arc<Self>, period: Duration) {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            self.sweep().await;
+        }
+    }
+
+    /// One pass over all registered instances.
+    pub async fn sweep(&self) {
+        for (client, members) in self.groups() {
+            let ids: Vec<String> = members.iter().map(|(_, id, _)| id.clone()).collect();
+            let found = match client.describe_instances(&ids).await {
+                Ok(found) => found,
+                Err(e) => {
+                    // The resources find out for themselves, with their own backoff.
+                    warn!(
+                        code = e.code(),
+                        count = ids.len(),
+                        "sweep failed; reconciling each"
+                    );
+                    for (object, _, _) in members {
+                        self.trigger(object);
+                    }
+                    continue;
+                }
+            };
+            let by_id: HashMap<&str, &Instance> =
+                found.iter().map(|i| (i.instance_id.as_str(), i)).collect();
+            for (object, id, fingerprint) in members {
+                let changed = by_id
+                    .get(id.as_str())
+                    .is_none_or(|i| Fingerprint::of(i) != fingerprint);
+                if changed {
+                    debug!(instance_id = %id, "instance changed since last sweep");
+                    self.trigger(object);
+                }
+            }
+        }
+    }
+
+    fn trigger(&self, object: ObjectRef<CvmInstance>) {
+        // A triggered resource polls on its own until it is Ready and registers again.
+        self.unregister(&object);
+        let _ = self.triggers.send(object);
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn groups(
+        &self,
+    ) -> Vec<(
+        Arc<CvmClient>,
+        Vec<(ObjectRef<CvmInstance>, String, Fingerprint)>,
+    )> {
+        let entries = self.entries.lock().expect("sweeper poisoned");
+        let mut groups: HashMap<*const CvmClient, (Arc<CvmClient>, Vec<_>)> = HashMap::new();
+        for (object, entry) in entries.iter() {
+            groups
+                .entry(Arc::as_ptr(&entry.client))
+                .or_insert_with(|| (entry.client.clone(), Vec::new()))
+                .1
+                .push((
+                    object.clone(),
+                    entry.instance_id.clone(),
+                    entry.fingerprint.clone(),
+                ));
+        }
+        groups.into_values().collect()
+    }
+}
