@@ -1,0 +1,354 @@
+//! etcd + kube-apiserver started from the binaries built by tools/build-control-plane.sh.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use super::binaries;
+use super::pki::{CertificateAuthority, ServiceAccountSigningKey};
+use super::process::{ManagedProcess, free_loopback_ports};
+
+/// How long etcd plus kube-apiserver may take to become ready. A few seconds on an idle
+/// machine; contended 2-core CI runners have been seen to need over 30 s.
+const STARTUP_BUDGET: Duration = Duration::from_secs(120);
+const LOG_TAIL_LINES: usize = 80;
+
+pub struct ControlPlane {
+    bin_dir: PathBuf,
+    work_dir: PathBuf,
+    server_url: String,
+    ca: CertificateAuthority,
+    admin_kubeconfig: PathBuf,
+    kubeconfigs: Mutex<HashMap<(String, Vec<String>), PathBuf>>,
+    etcd: ManagedProcess,
+    apiserver: ManagedProcess,
+    pub(super) startup_time: Duration,
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver under `work_dir` and waits until `/readyz` passes.
+    /// On failure the processes are stopped and the error carries their log tails.
+    pub(super) fn start(work_dir: PathBuf) -> Result<ControlPlane, String> {
+        let started = Instant::now();
+        let bin_dir = binaries::bin_dir()?;
+        let pki_dir = work_dir.join("pki");
+        fs::create_dir_all(&pki_dir).map_err(|e| format!("create {}: {e}", pki_dir.display()))?;
+
+        let ca = CertificateAuthority::new("cvm-operator-test-ca");
+        let serving = ca.issue_server("localhost", &["localhost", "127.0.0.1"]);
+        let sa_key = ServiceAccountSigningKey::generate();
+        let files = [
+            ("ca.crt", ca.cert_pem()),
+            ("apiserver.crt", &serving.cert_pem),
+            ("apiserver.key", &serving.key_pem),
+            ("sa.key", &sa_key.private_key_pem),
+            ("sa.pub", &sa_key.public_key_pem),
+        ];
+        for (name, content) in files {
+            write_private(&pki_dir.join(name), content)?;
+        }
+
+        let [etcd_port, etcd_peer_port, apiserver_port] = free_loopback_ports::<3>();
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let etcd_peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
+        let server_url = format!("https://127.0.0.1:{apiserver_port}");
+
+        let mut etcd_command = Command::new(bin_dir.join("etcd"));
+        etcd_command.args([
+            "--name=default".to_string(),
+            format!("--data-dir={}", work_dir.join("etcd-data").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={etcd_peer_url}"),
+            format!("--initial-advertise-peer-urls={etcd_peer_url}"),
+            format!("--initial-cluster=default={etcd_peer_url}"),
+            // Test data is thrown away; fsync only costs time.
+            "--unsafe-no-fsync=true".to_string(),
+            "--log-level=warn".to_string(),
+        ]);
+        let etcd = ManagedProcess::spawn("etcd", etcd_command, work_dir.join("etcd.log"))
+            .map_err(|e| format!("start {}/etcd: {e}", bin_dir.display()))?;
+
+        let pki = |name: &str| pki_dir.join(name).display().to_string();
+        let mut apiserver_command = Command::new(bin_dir.join("kube-apiserver"));
+        apiserver_command.args([
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".to_string(),
+            format!("--secure-port={apiserver_port}"),
+            format!("--cert-dir={}", work_dir.join("apiserver-certs").display()),
+            format!("--tls-cert-file={}", pki("apiserver.crt")),
+            format!("--tls-private-key-file={}", pki("apiserver.key")),
+            format!("--client-ca-file={}", pki("ca.crt")),
+            "--authorization-mode=RBAC".to_string(),
+            format!("--service-account-issuer={server_url}"),
+            format!("--service-account-key-file={}", pki("sa.pub")),
+            format!("--service-account-signing-key-file={}", pki("sa.key")),
+            "--service-cluster-ip-range=10.0.0.0/24".to_string(),
+            "--allow-privileged=true".to_string(),
+            // No kube-controller-manager runs, so no namespace gets a default ServiceAccount;
+            // the admission plugin would reject every Pod for lack of one.
+            "--disable-admission-plugins=ServiceAccount".to_string(),
+        ]);
+        let apiserver = ManagedProcess::spawn(
+            "kube-apiserver",
+            apiserver_command,
+            work_dir.join("kube-apiserver.log"),
+        )
+        .map_err(|e| {
+            etcd.stop(Duration::from_secs(5));
+            format!("start {}/kube-apiserver: {e}", bin_dir.display())
+        })?;
+
+        let mut control_plane = ControlPlane {
+            admin_kubeconfig: PathBuf::new(),
+            bin_dir,
+            work_dir,
+            server_url,
+            ca,
+            kubeconfigs: Mutex::new(HashMap::new()),
+            etcd,
+            apiserver,
+            startup_time: Duration::ZERO,
+        };
+        if let Err(error) = control_plane.wait_until_ready(&etcd_url, started + STARTUP_BUDGET) {
+            let logs = control_plane.log_tails();
+            control_plane.stop();
+            return Err(format!("{error}\n{logs}"));
+        }
+        control_plane.admin_kubeconfig = control_plane.kubeconfig_for("admin", &["system:masters"]);
+        control_plane.startup_time = started.elapsed();
+        Ok(control_plane)
+    }
+
+    pub fn admin_kubeconfig(&self) -> &Path {
+        &self.admin_kubeconfig
+    }
+
+    /// A client acting as cluster admin (group `system:masters`, which bypasses RBAC).
+    pub async fn admin_client(&self) -> kube::Client {
+        self.client_for(&self.admin_kubeconfig).await
+    }
+
+    /// A kubeconfig authenticating as `user` in `groups` with a client certificate
+    /// (at most two groups). Written once per identity and reused.
+    pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let key = (
+            user.to_string(),
+            groups.iter().map(|g| g.to_string()).collect(),
+        );
+        let mut cache = self
+            .kubeconfigs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(path) = cache.get(&key) {
+            return path.clone();
+        }
+        let dir = self.work_dir.join("kubeconfigs");
+        fs::create_dir_all(&dir).expect("create kubeconfig directory");
+        let path = dir.join(format!("{}-{}.kubeconfig", file_safe(user), cache.len()));
+        let identity = self.ca.issue_client(user, groups);
+        let kubeconfig = kubeconfig_json(
+            &self.server_url,
+            self.ca.cert_pem(),
+            &identity.cert_pem,
+            &identity.key_pem,
+        );
+        write_private(&path, &kubeconfig).expect("write kubeconfig");
+        cache.insert(key, path.clone());
+        path
+    }
+
+    /// A kubeconfig that authenticates exactly as the ServiceAccount `namespace/name` would:
+    /// user `system:serviceaccount:<ns>:<name>`, groups `system:serviceaccounts` and
+    /// `system:serviceaccounts:<ns>`. The ServiceAccount object need not exist.
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> PathBuf {
+        self.kubeconfig_for(
+            &format!("system:serviceaccount:{namespace}:{name}"),
+            &[
+                "system:serviceaccounts",
+                &format!("system:serviceaccounts:{namespace}"),
+            ],
+        )
+    }
+
+    /// A fresh client for `kubeconfig`. Clients are bound to the tokio runtime that made
+    /// them, so each test builds its own.
+    pub async fn client_for(&self, kubeconfig: &Path) -> kube::Client {
+        super::install_crypto_provider();
+        let kubeconfig = Kubeconfig::read_from(kubeconfig)
+            .unwrap_or_else(|e| panic!("read kubeconfig {}: {e}", kubeconfig.display()));
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig to client config");
+        kube::Client::try_from(config).expect("build kube client")
+    }
+
+    /// `kubectl` with `KUBECONFIG` set to the admin kubeconfig.
+    pub fn kubectl(&self) -> Command {
+        let mut command = Command::new(self.bin_dir.join("kubectl"));
+        command.env("KUBECONFIG", &self.admin_kubeconfig);
+        command
+    }
+
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    /// Prints the tail of etcd's and kube-apiserver's logs to stderr.
+    pub fn dump_logs(&self) {
+        eprintln!("{}", self.log_tails());
+    }
+
+    fn log_tails(&self) -> String {
+        let mut out = format!("control plane in {}\n", self.work_dir.display());
+        for process in [&self.etcd, &self.apiserver] {
+            let state = match process.exit_status() {
+                Some(status) => format!("exited: {status}"),
+                None => format!("running as pid {}", process.pid()),
+            };
+            out += &format!(
+                "----- {} ({state}), last {LOG_TAIL_LINES} lines of {} -----\n{}\n",
+                process.name,
+                process.log_path.display(),
+                process.log_tail(LOG_TAIL_LINES)
+            );
+        }
+        out
+    }
+
+    /// Stops both processes and removes the working directory (best effort).
+    pub(super) fn stop(&self) {
+        self.stop_keeping_files();
+        let _ = fs::remove_dir_all(&self.work_dir);
+    }
+
+    pub(super) fn stop_keeping_files(&self) {
+        self.apiserver.stop(Duration::from_secs(5));
+        self.etcd.stop(Duration::from_secs(5));
+    }
+
+    pub fn work_dir(&self) -> &Path {
+        &self.work_dir
+    }
+
+    /// How long etcd and kube-apiserver took to become ready.
+    pub fn startup_time(&self) -> Duration {
+        self.startup_time
+    }
+
+    fn wait_until_ready(&self, etcd_url: &str, deadline: Instant) -> Result<(), String> {
+        super::install_crypto_provider();
+        let ca = reqwest::Certificate::from_pem(self.ca.cert_pem().as_bytes())
+            .map_err(|e| format!("CA certificate: {e}"))?;
+        let http = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio runtime: {e}"))?;
+        runtime.block_on(async {
+            self.poll_until_ok(&http, &self.etcd, &format!("{etcd_url}/health"), deadline)
+                .await?;
+            // Anonymous requests may read /readyz (system:public-info-viewer); it turns
+            // green only after etcd is reachable and RBAC's bootstrap roles exist.
+            let readyz = format!("{}/readyz", self.server_url);
+            self.poll_until_ok(&http, &self.apiserver, &readyz, deadline)
+                .await
+        })
+    }
+
+    async fn poll_until_ok(
+        &self,
+        http: &reqwest::Client,
+        process: &ManagedProcess,
+        url: &str,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        loop {
+            if let Some(status) = process.exit_status() {
+                return Err(format!(
+                    "{} exited ({status}) before {url} was OK",
+                    process.name
+                ));
+            }
+            let last = match http.get(url).send().await {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => {
+                    let status = response.status();
+                    format!("{status}: {}", response.text().await.unwrap_or_default())
+                }
+                Err(error) => error.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} not ready: {url} still failing after the {}s budget; last answer: {last}",
+                    process.name,
+                    STARTUP_BUDGET.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A kubeconfig in JSON, which kubectl and kube-rs read like YAML.
+fn kubeconfig_json(server: &str, ca_pem: &str, cert_pem: &str, key_pem: &str) -> String {
+    use base64::Engine;
+    let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cvm-operator-test", "cluster": {
+            "server": server,
+            "certificate-authority-data": b64(ca_pem),
+        }}],
+        "users": [{"name": "cvm-operator-test", "user": {
+            "client-certificate-data": b64(cert_pem),
+            "client-key-data": b64(key_pem),
+        }}],
+        "contexts": [{"name": "cvm-operator-test", "context": {
+            "cluster": "cvm-operator-test",
+            "user": "cvm-operator-test",
+        }}],
+        "current-context": "cvm-operator-test",
+    });
+    serde_json::to_string_pretty(&kubeconfig).expect("serialize kubeconfig")
+}
+
+fn write_private(path: &Path, content: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(content.as_bytes()))
+        .map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test of cvm-operator: formatting, lints, unit tests, the simulator tests and
+# the end-to-end tests against a real kube-apiserver + etcd. Fails on the first failure.
+#
+#   tools/test.sh
+#
+# The control plane is built from Go modules on the first run (many minutes) and cached
+# in ~/.cache/cvm-operator; so is the cargo target directory unless CARGO_TARGET_DIR is set.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/cvm-operator/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-auto}
+
+timings=()
+step() { # name command...
+	local name=$1 started=$SECONDS
+	shift
+	echo "==> $name" >&2
+	"$@"
+	timings+=("$(printf '%-28s %5ds' "$name" $((SECONDS - started)))")
+}
+report_timings() {
+	local status=$?
+	echo "==> timings" >&2
+	printf '    %s\n' "${timings[@]}" >&2
+	if ((status == 0)); then echo "==> all tests passed" >&2; else echo "==> FAILED (exit $status)" >&2; fi
+}
+trap report_timings EXIT
+
+ensure_rust_components() {
+	local missing=()
+	cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+	cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+	if ((${#missing[@]})); then
+		rustup component add "${missing[@]}"
+	fi
+}
+
+build_control_plane() {
+	CVM_OPERATOR_CONTROL_PLANE_BIN=$(tools/build-control-plane.sh | tail -n1)
+	export CVM_OPERATOR_CONTROL_PLANE_BIN
+	echo "    control plane binaries: $CVM_OPERATOR_CONTROL_PLANE_BIN" >&2
+}
+
+step "rust components" ensure_rust_components
+step "control plane build" build_control_plane
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
+step "cargo test" cargo test --all-targets --locked
