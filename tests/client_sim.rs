@@ -1,0 +1,569 @@
+//! The CVM client against `cvm-sim` over real HTTP on loopback.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cvm_operator::sim::config::{AccountConfig, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Timing};
+use cvm_operator::sim::faults::FaultSpec;
+use cvm_operator::sim::{Server, ServerHandle, SimAdmin, SimConfig};
+use cvm_operator::tencent::types::{
+    InstanceMarketOptions, InternetAccessible, Placement, RunInstancesRequest, SpotOptions, Tag,
+    TagSpecification,
+};
+use cvm_operator::tencent::{
+    ApiObserver, ClientConfig, ClientPool, Credentials, CvmClient, ErrorClass,
+};
+
+const REGION: &str = "ap-guangzhou";
+const UID_TAG: &str = "cvm-operator.io/uid";
+
+struct Sim {
+    endpoint: String,
+    admin: SimAdmin,
+    handle: ServerHandle,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+async fn start_sim(config: SimConfig) -> Sim {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (addr, handle) = Server::bind(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("cvm-sim binds");
+    let endpoint = format!("http://{addr}");
+    Sim {
+        admin: SimAdmin::new(endpoint.clone()),
+        endpoint,
+        handle,
+    }
+}
+
+fn fast_timing() -> Timing {
+    Timing {
+        pending_seconds: 0.3,
+        public_ip_delay_seconds: 0.2,
+        terminating_seconds: 0.3,
+    }
+}
+
+fn sim_credentials() -> Credentials {
+    Credentials::new(DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY)
+}
+
+fn client_config(sim: &Sim) -> ClientConfig {
+    ClientConfig {
+        endpoint: Some(sim.endpoint.clone()),
+        base_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
+fn client(config: ClientConfig) -> Arc<CvmClient> {
+    ClientPool::new(config)
+        .unwrap()
+        .get(&sim_credentials(), REGION)
+}
+
+fn run_request(uid: &str) -> RunInstancesRequest {
+    RunInstancesRequest {
+        instance_charge_type: Some("POSTPAID_BY_HOUR".into()),
+        placement: Placement {
+            zone: "ap-guangzhou-3".into(),
+            ..Default::default()
+        },
+        instance_type: Some("S5.MEDIUM2".into()),
+        image_id: "img-eb30mz89".into(),
+        internet_accessible: Some(InternetAccessible {
+            internet_charge_type: Some("TRAFFIC_POSTPAID_BY_HOUR".into()),
+            internet_max_bandwidth_out: Some(10),
+            public_ip_assigned: Some(true),
+        }),
+        instance_count: Some(1),
+        client_token: Some(format!("cvmop-{uid}-0")),
+        tag_specification: vec![TagSpecification {
+            resource_type: "instance".into(),
+            tags: vec![Tag::new(UID_TAG, uid)],
+        }],
+        ..Default::default()
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or fails after `limit`.
+async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<(String, String)>>,
+    waits: Mutex<Vec<Duration>>,
+}
+
+impl ApiObserver for Recorder {
+    fn api_call(&self, action: &str, outcome: &str, _elapsed: Duration) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((action.into(), outcome.into()));
+    }
+    fn rate_limit_wait(&self, _action: &str, waited: Duration) {
+        self.waits.lock().unwrap().push(waited);
+    }
+}
+
+impl Recorder {
+    fn count(&self, action: &str, outcome: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, o)| a == action && o == outcome)
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn lifecycle_run_describe_find_terminate() {
+    let sim = start_sim(SimConfig {
+        timing: fast_timing(),
+        ..Default::default()
+    })
+    .await;
+    let client = client(client_config(&sim));
+
+    let ids = client
+        .run_instances(&run_request("uid-life"))
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+    let id = ids[0].clone();
+    assert!(id.starts_with("ins-"), "{id}");
+
+    let running = eventually(
+        Duration::from_secs(10),
+        "RUNNING with a public IP",
+        || async {
+            let instance = client.describe_instance(&id).await.unwrap()?;
+            (instance.instance_state == "RUNNING" && !instance.public_ip_addresses.is_empty())
+                .then_some(instance)
+        },
+    )
+    .await;
+    assert!(!running.private_ip_addresses.is_empty());
+    assert_eq!(running.tag(UID_TAG), Some("uid-life"));
+
+    let found = client
+        .find_instances_by_tag(UID_TAG, "uid-life")
+        .await
+        .unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![id.as_str()]
+    );
+    assert!(
+        client
+            .find_instances_by_tag(UID_TAG, "nobody")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The same ClientToken returns the same instance rather than a second one.
+    assert_eq!(
+        client
+            .run_instances(&run_request("uid-life"))
+            .await
+            .unwrap(),
+        vec![id.clone()]
+    );
+
+    client.terminate_instance(&id).await.unwrap();
+    // Terminating again while it is on its way out counts as done.
+    client.terminate_instance(&id).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the instance to vanish",
+        || async {
+            client
+                .describe_instance(&id)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    // And once it is gone, too.
+    client.terminate_instance(&id).await.unwrap();
+    assert!(
+        sim.admin
+            .instances()
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.instance_id != id)
+    );
+}
+
+#[tokio::test]
+async fn spot_request_is_accepted_with_string_max_price() {
+    let sim = start_sim(SimConfig::default()).await;
+    let client = client(client_config(&sim));
+    let mut request = run_request("uid-spot");
+    request.instance_charge_type = Some("SPOTPAID".into());
+    request.instance_market_options = Some(InstanceMarketOptions {
+        market_type: "spot".into(),
+        spot_options: SpotOptions {
+            max_price: "10.5".into(),
+            spot_instance_type: Some("one-time".into()),
+        },
+    });
+    let ids = client.run_instances(&request).await.unwrap();
+    let listed = sim.admin.instances().await.unwrap();
+    let instance = listed.iter().find(|i| i.instance_id == ids[0]).unwrap();
+    assert_eq!(instance.instance_charge_type, "SPOTPAID");
+    assert_eq!(instance.client_token.as_deref(), Some("cvmop-uid-spot-0"));
+}
+
+#[tokio::test]
+async fn wrong_key_is_a_credentials_error_with_request_id() {
+    let sim = start_sim(SimConfig::default()).await;
+    let pool = ClientPool::new(client_config(&sim)).unwrap();
+    let client = pool.get(&Credentials::new(DEFAULT_SECRET_ID, "not-the-key"), REGION);
+    let err = client.describe_instance("ins-abcdefgh").await.unwrap_err();
+    assert_eq!(err.code(), "AuthFailure.SignatureFailure");
+    assert_eq!(err.class(), ErrorClass::Credentials);
+    assert!(err.needs_person());
+    assert!(!err.request_id().unwrap_or("").is_empty());
+    assert!(!err.to_string().contains("not-the-key"));
+}
+
+#[tokio::test]
+async fn session_token_is_sent_as_x_tc_token() {
+    let account = AccountConfig {
+        secret_id: "AKIDtemporary00000000000000000000000".into(),
+        secret_key: "temporarykey".into(),
+        token: Some("sts-session-token".into()),
+        ..Default::default()
+    };
+    let sim = start_sim(SimConfig {
+        accounts: vec![account],
+        ..Default::default()
+    })
+    .await;
+    let pool = ClientPool::new(client_config(&sim)).unwrap();
+    let base = Credentials::new("AKIDtemporary00000000000000000000000", "temporarykey");
+    let with_token = pool.get(&base.clone().with_token("sts-session-token"), REGION);
+    assert_eq!(
+        with_token.describe_instance("ins-abcdefgh").await.unwrap(),
+        None
+    );
+    let without = pool.get(&base, REGION);
+    let err = without.describe_instance("ins-abcdefgh").await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Credentials, "{err}");
+}
+
+#[tokio::test]
+async fn concurrent_lookups_are_batched_into_calls_of_100() {
+    let sim = start_sim(SimConfig::default()).await;
+    let client = client(client_config(&sim));
+    let mut request = run_request("uid-batch");
+    request.instance_count = Some(30);
+    let ids = client.run_instances(&request).await.unwrap();
+    assert_eq!(ids.len(), 30);
+    // 250 lookups: the 30 real IDs and 220 unknown ones.
+    let mut wanted: Vec<String> = ids.clone();
+    wanted.extend((0..220).map(|i| format!("ins-{i:08}")));
+    sim.admin.reset_counters().await.unwrap();
+
+    let results =
+        futures::future::join_all(wanted.iter().map(|id| client.describe_instance(id))).await;
+    for (id, result) in wanted.iter().zip(results) {
+        let found = result.unwrap();
+        assert_eq!(found.is_some(), ids.contains(id), "{id}");
+        if let Some(instance) = found {
+            assert_eq!(&instance.instance_id, id);
+        }
+    }
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(
+        counters.get("DescribeInstances", "Success"),
+        3,
+        "{counters:?}"
+    );
+}
+
+#[tokio::test]
+async fn batching_off_sends_one_call_per_lookup() {
+    let sim = start_sim(SimConfig::default()).await;
+    let client = client(ClientConfig {
+        batching: false,
+        ..client_config(&sim)
+    });
+    let wanted: Vec<String> = (0..20).map(|i| format!("ins-{i:08}")).collect();
+    let results =
+        futures::future::join_all(wanted.iter().map(|id| client.describe_instance(id))).await;
+    assert!(results.into_iter().all(|r| r.unwrap().is_none()));
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(
+        counters.get("DescribeInstances", "Success"),
+        20,
+        "{counters:?}"
+    );
+}
+
+#[tokio::test]
+async fn tag_lookups_share_calls_five_values_each() {
+    let sim = start_sim(SimConfig::default()).await;
+    let client = client(client_config(&sim));
+    let mut ids = HashMap::new();
+    for n in 0..3 {
+        let uid = format!("uid-tag-{n}");
+        ids.insert(
+            uid.clone(),
+            client.run_instances(&run_request(&uid)).await.unwrap()[0].clone(),
+        );
+    }
+    sim.admin.reset_counters().await.unwrap();
+    let uids: Vec<String> = (0..10).map(|n| format!("uid-tag-{n}")).collect();
+    let results = futures::future::join_all(
+        uids.iter()
+            .map(|uid| client.find_instances_by_tag(UID_TAG, uid)),
+    )
+    .await;
+    for (uid, result) in uids.iter().zip(results) {
+        let found: Vec<String> = result.unwrap().into_iter().map(|i| i.instance_id).collect();
+        let want: Vec<String> = ids.get(uid).cloned().into_iter().collect();
+        assert_eq!(found, want, "{uid}");
+    }
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(
+        counters.get("DescribeInstances", "Success"),
+        2,
+        "{counters:?}"
+    );
+}
+
+#[tokio::test]
+async fn batched_termination_skips_instances_already_gone() {
+    let sim = start_sim(SimConfig {
+        timing: fast_timing(),
+        ..Default::default()
+    })
+    .await;
+    let client = client(client_config(&sim));
+    let mut request = run_request("uid-term");
+    request.instance_count = Some(40);
+    let ids = client.run_instances(&request).await.unwrap();
+    eventually(Duration::from_secs(10), "all RUNNING", || async {
+        let all = client.describe_instances(&ids).await.unwrap();
+        all.iter()
+            .all(|i| i.instance_state == "RUNNING")
+            .then_some(())
+    })
+    .await;
+    // One is already on its way out; one never existed.
+    client.terminate_instance(&ids[0]).await.unwrap();
+    let mut targets = ids.clone();
+    targets.push("ins-00000000".into());
+    sim.admin.reset_counters().await.unwrap();
+    let results =
+        futures::future::join_all(targets.iter().map(|id| client.terminate_instance(id))).await;
+    for (id, result) in targets.iter().zip(results) {
+        result.unwrap_or_else(|e| panic!("{id}: {e}"));
+    }
+    let counters = sim.admin.counters().await.unwrap();
+    let calls: u64 = counters
+        .calls
+        .get("TerminateInstances")
+        .map_or(0, |m| m.values().sum());
+    // Halving isolates the two refusals: far fewer calls than one per instance.
+    assert!(calls < targets.len() as u64, "{counters:?}");
+    eventually(Duration::from_secs(10), "all gone", || async {
+        client
+            .describe_instances(&ids)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_with_the_same_client_token() {
+    let sim = start_sim(SimConfig::default()).await;
+    let recorder = Arc::new(Recorder::default());
+    let client = client(ClientConfig {
+        observer: Some(recorder.clone()),
+        ..client_config(&sim)
+    });
+    sim.admin
+        .add_fault(&FaultSpec {
+            action: Some("RunInstances".into()),
+            code: Some("InternalError".into()),
+            message: None,
+            rate: 1.0,
+            count: Some(2),
+            latency_ms: None,
+            drop_connection: false,
+        })
+        .await
+        .unwrap();
+    let ids = client
+        .run_instances(&run_request("uid-retry"))
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(recorder.count("RunInstances", "InternalError"), 2);
+    assert_eq!(recorder.count("RunInstances", "Success"), 1);
+    let owned: Vec<_> = sim
+        .admin
+        .instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.client_token.as_deref() == Some("cvmop-uid-retry-0"))
+        .collect();
+    assert_eq!(owned.len(), 1);
+}
+
+#[tokio::test]
+async fn run_instances_without_token_is_not_retried_after_internal_error() {
+    let sim = start_sim(SimConfig::default()).await;
+    let client = client(client_config(&sim));
+    sim.admin
+        .add_fault(&FaultSpec {
+            action: Some("RunInstances".into()),
+            code: Some("InternalError".into()),
+            message: None,
+            rate: 1.0,
+            count: Some(1),
+            latency_ms: None,
+            drop_connection: false,
+        })
+        .await
+        .unwrap();
+    let mut request = run_request("uid-no-token");
+    request.client_token = None;
+    let err = client.run_instances(&request).await.unwrap_err();
+    assert_eq!(err.code(), "InternalError");
+    assert_eq!(
+        sim.admin
+            .counters()
+            .await
+            .unwrap()
+            .get("RunInstances", "InternalError"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn dropped_connection_is_a_retried_network_error() {
+    let sim = start_sim(SimConfig::default()).await;
+    let recorder = Arc::new(Recorder::default());
+    let client = client(ClientConfig {
+        observer: Some(recorder.clone()),
+        ..client_config(&sim)
+    });
+    sim.admin
+        .add_fault(&FaultSpec {
+            action: Some("DescribeInstances".into()),
+            code: None,
+            message: None,
+            rate: 1.0,
+            count: Some(1),
+            latency_ms: None,
+            drop_connection: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        client.describe_instance("ins-abcdefgh").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        recorder.count("DescribeInstances", "ClientError.NetworkError"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn client_limits_keep_the_server_from_throttling() {
+    let sim = start_sim(SimConfig::default()).await;
+    let recorder = Arc::new(Recorder::default());
+    // Batching off so that every lookup is its own call: 90 calls against 40/s.
+    let client = client(ClientConfig {
+        batching: false,
+        observer: Some(recorder.clone()),
+        ..client_config(&sim)
+    });
+    let started = std::time::Instant::now();
+    let ids: Vec<String> = (0..90).map(|i| format!("ins-{i:08}")).collect();
+    let results =
+        futures::future::join_all(ids.iter().map(|id| client.describe_instance(id))).await;
+    assert!(results.into_iter().all(|r| r.unwrap().is_none()));
+    let elapsed = started.elapsed();
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(
+        counters.get("DescribeInstances", "RequestLimitExceeded"),
+        0,
+        "{counters:?}"
+    );
+    assert_eq!(counters.get("DescribeInstances", "Success"), 90);
+    // 90 calls at 40 per 1.05 s need two full windows after the first burst.
+    assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
+    assert!(!recorder.waits.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn server_throttling_is_retried_after_a_pause() {
+    let sim = start_sim(SimConfig::default()).await;
+    let recorder = Arc::new(Recorder::default());
+    let client = client(ClientConfig {
+        observer: Some(recorder.clone()),
+        ..client_config(&sim)
+    });
+    // Someone else uses the account's quota: the server allows 2/s, we believe 40/s.
+    sim.admin
+        .set_rate_limits(&HashMap::from([("DescribeInstances".to_string(), 2)]))
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..6).map(|i| format!("ins-{i:08}")).collect();
+    let results = futures::future::join_all(
+        ids.iter()
+            .map(|id| client.describe_instances(std::slice::from_ref(id))),
+    )
+    .await;
+    assert!(results.into_iter().all(|r| r.unwrap().is_empty()));
+    let throttled = recorder.count("DescribeInstances", "RequestLimitExceeded");
+    assert!(
+        throttled >= 1,
+        "the server should have throttled some calls"
+    );
+    assert_eq!(recorder.count("DescribeInstances", "Success"), 6);
+}
