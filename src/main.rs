@@ -57,6 +57,9 @@ struct RunArgs {
     /// Seconds a deleted resource waits for tags to propagate when a creation may be unrecorded.
     #[arg(long, default_value_t = 60.0)]
     tag_grace_seconds: f64,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "CVM_OPERATOR_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
     /// Reconciles running at once.
     #[arg(long, env = "CVM_OPERATOR_CONCURRENCY", default_value_t = 64)]
     concurrency: u16,
@@ -150,7 +153,14 @@ async fn run(args: RunArgs) -> Result<()> {
     let ctx = Arc::new(Context::new(kube, recorder, clouds, settings, sweeper));
 
     info!(endpoint = ?args.endpoint, "cvm-operator starting");
-    controller::run(ctx, triggers, args.concurrency, shutdown_signal()).await;
+    controller::run(
+        ctx,
+        triggers,
+        args.watch_namespace.as_deref(),
+        args.concurrency,
+        shutdown_signal(),
+    )
+    .await;
     Ok(())
 }
 

@@ -431,6 +431,7 @@ async fn transient_errors_are_retried_with_the_same_client_token() {
             count: Some(2),
             latency_ms: None,
             drop_connection: false,
+            response_delay_ms: None,
         })
         .await
         .unwrap();
@@ -465,6 +466,7 @@ async fn run_instances_without_token_is_not_retried_after_internal_error() {
             count: Some(1),
             latency_ms: None,
             drop_connection: false,
+            response_delay_ms: None,
         })
         .await
         .unwrap();
@@ -499,6 +501,7 @@ async fn dropped_connection_is_a_retried_network_error() {
             count: Some(1),
             latency_ms: None,
             drop_connection: true,
+            response_delay_ms: None,
         })
         .await
         .unwrap();

@@ -30,10 +30,14 @@ use crate::api::CvmInstance;
 pub async fn run(
     ctx: Arc<Context>,
     triggers: impl futures::Stream<Item = ObjectRef<CvmInstance>> + Send + 'static,
+    watch_namespace: Option<&str>,
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api = Api::<CvmInstance>::all(ctx.kube.clone());
+    let api = match watch_namespace {
+        Some(namespace) => Api::<CvmInstance>::namespaced(ctx.kube.clone(), namespace),
+        None => Api::<CvmInstance>::all(ctx.kube.clone()),
+    };
     // managedFields are the largest part of a cached object and the controller never reads
     // them: drop them before they reach the cache.
     let (reader, writer) = kube::runtime::reflector::store();

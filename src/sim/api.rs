@@ -137,19 +137,25 @@ async fn serve(
         })?
     };
     let now = Instant::now();
-    let mut state = sim.lock();
-    state.advance(now);
-    actions::handle(
-        action,
-        &Ctx {
-            owner: &owner,
-            region,
-            request_id,
-            now,
-        },
-        &mut state,
-        params,
-    )
+    let answer = {
+        let mut state = sim.lock();
+        state.advance(now);
+        actions::handle(
+            action,
+            &Ctx {
+                owner: &owner,
+                region,
+                request_id,
+                now,
+            },
+            &mut state,
+            params,
+        )
+    };
+    if !faults.response_delay.is_zero() {
+        tokio::time::sleep(faults.response_delay).await;
+    }
+    answer
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

@@ -32,6 +32,11 @@ pub struct FaultSpec {
     /// Close the connection without any response.
     #[serde(default)]
     pub drop_connection: bool,
+    /// Handle the request, then hold the answer this long: the request takes effect (an
+    /// instance is created) while its answer is still on the way, which is where a client
+    /// that crashes or times out loses track of what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_delay_ms: Option<u64>,
 }
 
 fn always() -> f64 {
@@ -45,10 +50,12 @@ impl FaultSpec {
         }
         let kinds = usize::from(self.code.is_some())
             + usize::from(self.latency_ms.is_some())
-            + usize::from(self.drop_connection);
+            + usize::from(self.drop_connection)
+            + usize::from(self.response_delay_ms.is_some());
         if kinds != 1 {
             return Err(
-                "a fault needs exactly one of `code`, `latencyMs` or `dropConnection: true`".into(),
+                "a fault needs exactly one of `code`, `latencyMs`, `responseDelayMs` or `dropConnection: true`"
+                    .into(),
             );
         }
         if self.code.as_deref() == Some("") {
@@ -69,6 +76,8 @@ impl FaultSpec {
 #[derive(Debug, Default, PartialEq)]
 pub struct FaultOutcome {
     pub latency: Duration,
+    /// Added after the request was handled, before the answer is sent.
+    pub response_delay: Duration,
     pub effect: Option<FaultEffect>,
 }
 
@@ -119,6 +128,8 @@ impl FaultTable {
             }
             if let Some(ms) = rule.latency_ms {
                 outcome.latency += Duration::from_millis(ms);
+            } else if let Some(ms) = rule.response_delay_ms {
+                outcome.response_delay += Duration::from_millis(ms);
             } else if rule.drop_connection {
                 outcome.effect = Some(FaultEffect::DropConnection);
             } else if let Some(code) = &rule.code {
@@ -147,6 +158,7 @@ mod tests {
             count,
             latency_ms: None,
             drop_connection: false,
+            response_delay_ms: None,
         }
     }
 
@@ -176,6 +188,7 @@ mod tests {
             count: None,
             latency_ms: Some(ms),
             drop_connection: false,
+            response_delay_ms: None,
         };
         table.add(latency(30));
         table.add(latency(20));

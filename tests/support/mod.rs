@@ -21,7 +21,7 @@
 pub mod binaries;
 mod control_plane;
 mod pki;
-mod process;
+pub mod process;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

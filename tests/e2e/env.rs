@@ -1,0 +1,359 @@
+//! One isolated world per test: a namespace, its own cvm-sim, and its own operator running
+//! as the `cvm-operator` ServiceAccount (RBAC from deploy/) and watching only that namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cvm_operator::api::CvmInstance;
+use cvm_operator::sim::admin_client::{SimAdmin, SimInstance};
+use kube::Api;
+use serde_json::{Value, json};
+
+use crate::support::{self, process::ManagedProcess, wait_for};
+
+/// The simulator's default account, also in examples/credentials-secret.yaml.
+pub const SECRET_ID: &str = "AKIDsimulator0000000000000000000000";
+pub const SECRET_KEY: &str = "simulatorsecretkey000000000000000";
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Installs deploy/ (namespace, CRD, RBAC, Deployment) once per test binary and waits for
+/// the CRD to be Established.
+pub fn install_deploy() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let cp = support::control_plane();
+        kubectl_ok(
+            cp.kubectl()
+                .args(["apply", "-k", &format!("{REPO}/deploy")]),
+        );
+        kubectl_ok(cp.kubectl().args([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/cvminstances.cvm-operator.io",
+        ]));
+    });
+}
+
+/// Runs kubectl and panics with its output unless it succeeds.
+pub fn kubectl_ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// A cvm-sim process with its admin client.
+pub struct Sim {
+    process: ManagedProcess,
+    pub endpoint: String,
+    pub admin: SimAdmin,
+}
+
+impl Sim {
+    pub async fn start(dir: &Path, config: Value) -> Sim {
+        let config_path = dir.join("sim.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cvm-sim"));
+        cmd.arg("--config").arg(&config_path);
+        let process = ManagedProcess::spawn("cvm-sim", cmd, dir.join("sim.log")).unwrap();
+        let log = process.log_path.clone();
+        let endpoint = wait_for(
+            "cvm-sim to print its endpoint",
+            Duration::from_secs(20),
+            || {
+                let log = log.clone();
+                async move {
+                    let text = std::fs::read_to_string(&log).ok()?;
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("CVM_SIM_ENDPOINT="))
+                        .map(str::to_string)
+                }
+            },
+        )
+        .await;
+        let admin = SimAdmin::new(endpoint.clone());
+        Sim {
+            process,
+            endpoint,
+            admin,
+        }
+    }
+
+    pub async fn instances(&self) -> Vec<SimInstance> {
+        self.admin.instances().await.expect("sim admin: instances")
+    }
+
+    /// Instances tagged for the resource with this UID.
+    pub async fn instances_of(&self, uid: &str) -> Vec<SimInstance> {
+        self.instances()
+            .await
+            .into_iter()
+            .filter(|i| {
+                i.tags
+                    .iter()
+                    .any(|t| t.key == "cvm-operator.io/uid" && t.value == uid)
+            })
+            .collect()
+    }
+
+    pub async fn calls(&self, action: &str) -> u64 {
+        let counters = self.admin.counters().await.expect("sim admin: counters");
+        counters
+            .calls
+            .get(action)
+            .map(|outcomes| outcomes.values().sum())
+            .unwrap_or(0)
+    }
+}
+
+/// Settings that make the operator react in test time rather than production time.
+pub const FAST_OPERATOR_ARGS: &[&str] = &[
+    "--resync-seconds",
+    "2",
+    "--poll-min-seconds",
+    "0.3",
+    "--poll-max-seconds",
+    "1",
+    "--slow-retry-seconds",
+    "1",
+    "--slow-retry-max-seconds",
+    "2",
+    "--tag-grace-seconds",
+    "2",
+];
+
+/// A cvm-operator process running as the ServiceAccount from deploy/.
+pub struct Operator {
+    process: ManagedProcess,
+}
+
+impl Operator {
+    pub fn start(
+        dir: &Path,
+        sim_endpoint: &str,
+        namespace: &str,
+        default_credentials: bool,
+        extra: &[&str],
+    ) -> Operator {
+        Self::start_named(
+            dir,
+            "operator",
+            sim_endpoint,
+            namespace,
+            default_credentials,
+            extra,
+        )
+    }
+
+    pub fn start_named(
+        dir: &Path,
+        name: &str,
+        sim_endpoint: &str,
+        namespace: &str,
+        default_credentials: bool,
+        extra: &[&str],
+    ) -> Operator {
+        let cp = support::control_plane();
+        let kubeconfig = cp.service_account_kubeconfig("cvm-operator", "cvm-operator");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cvm-operator"));
+        cmd.arg("run")
+            .args(["--endpoint", sim_endpoint, "--watch-namespace", namespace])
+            .args(FAST_OPERATOR_ARGS)
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,cvm_operator=debug")
+            .env_remove("TENCENTCLOUD_SECRET_ID")
+            .env_remove("TENCENTCLOUD_SECRET_KEY")
+            .env_remove("TENCENTCLOUD_SESSION_TOKEN");
+        if default_credentials {
+            cmd.env("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+                .env("TENCENTCLOUD_SECRET_KEY", SECRET_KEY);
+        }
+        let process = ManagedProcess::spawn(name, cmd, dir.join(format!("{name}.log"))).unwrap();
+        Operator { process }
+    }
+
+    /// SIGKILL: no chance to finish anything, as in a node crash or OOM kill.
+    pub fn kill(&self) {
+        self.process.stop(Duration::ZERO);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.process.log_path).unwrap_or_default()
+    }
+}
+
+/// The sim config most tests use: quick lifecycle, real rate limits.
+pub fn sim_config() -> Value {
+    json!({
+        "accounts": [{"secretId": SECRET_ID, "secretKey": SECRET_KEY, "balance": 1000000.0}],
+        "timing": {"pendingSeconds": 1.0, "publicIpDelaySeconds": 1.0, "terminatingSeconds": 1.0}
+    })
+}
+
+pub struct TestEnv {
+    pub namespace: String,
+    pub client: kube::Client,
+    pub sim: Sim,
+    pub operator: Option<Operator>,
+    pub dir: PathBuf,
+}
+
+impl TestEnv {
+    /// A namespace with the example credentials Secret, a sim and a running operator.
+    pub async fn start(name: &str) -> TestEnv {
+        Self::start_with(name, sim_config(), true).await
+    }
+
+    pub async fn start_with(name: &str, sim_config: Value, with_secret: bool) -> TestEnv {
+        let env = Self::without_operator(name, sim_config, with_secret).await;
+        env.with_operator(false, &[])
+    }
+
+    pub async fn without_operator(name: &str, sim_config: Value, with_secret: bool) -> TestEnv {
+        install_deploy();
+        let cp = support::control_plane();
+        let client = cp.admin_client().await;
+        let namespace = support::new_namespace(&client, name).await;
+        let dir = cp.work_dir().join(format!("e2e-{namespace}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sim = Sim::start(&dir, sim_config).await;
+        let env = TestEnv {
+            namespace,
+            client,
+            sim,
+            operator: None,
+            dir,
+        };
+        if with_secret {
+            env.apply_file(&format!("{REPO}/examples/credentials-secret.yaml"));
+        }
+        env
+    }
+
+    pub fn with_operator(mut self, default_credentials: bool, extra: &[&str]) -> TestEnv {
+        self.operator = Some(Operator::start(
+            &self.dir,
+            &self.sim.endpoint,
+            &self.namespace,
+            default_credentials,
+            extra,
+        ));
+        self
+    }
+
+    pub fn api(&self) -> Api<CvmInstance> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// kubectl as admin in this namespace.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = support::control_plane().kubectl();
+        cmd.args(["-n", &self.namespace]);
+        cmd
+    }
+
+    pub fn apply_file(&self, path: &str) -> String {
+        kubectl_ok(self.kubectl().args(["apply", "-f", path]))
+    }
+
+    /// `kubectl apply` of a manifest given as text; returns the command's output.
+    pub fn apply_yaml(&self, yaml: &str) -> Output {
+        let path = self.dir.join(format!("manifest-{}.yaml", rand_suffix()));
+        std::fs::write(&path, yaml).unwrap();
+        run(self.kubectl().args(["apply", "-f"]).arg(&path))
+    }
+
+    /// `kubectl wait --for=condition=Ready` on one resource, as a user would.
+    pub fn wait_ready(&self, name: &str, timeout_secs: u32) {
+        kubectl_ok(self.kubectl().args([
+            "wait",
+            "--for=condition=Ready",
+            &format!("--timeout={timeout_secs}s"),
+            &format!("cvm/{name}"),
+        ]));
+    }
+
+    pub async fn get(&self, name: &str) -> CvmInstance {
+        self.api().get(name).await.expect("get CvmInstance")
+    }
+
+    /// Waits until the resource's Ready condition has `reason` and returns the resource.
+    pub async fn wait_reason(&self, name: &str, reason: &str, timeout: Duration) -> CvmInstance {
+        let api = self.api();
+        wait_for(&format!("{name} to have reason {reason}"), timeout, || {
+            let api = api.clone();
+            async move {
+                let obj = api.get_opt(name).await.ok()??;
+                let ready = obj.status.as_ref()?.condition("Ready")?.clone();
+                (ready.reason == reason).then_some(obj)
+            }
+        })
+        .await
+    }
+
+    pub async fn wait_gone(&self, name: &str, timeout: Duration) {
+        let api = self.api();
+        wait_for(&format!("{name} to be deleted"), timeout, || {
+            let api = api.clone();
+            async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
+        })
+        .await;
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.process.stop(Duration::from_secs(5));
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.process.stop(Duration::from_secs(2));
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(op) = &self.operator {
+                eprintln!(
+                    "----- operator log ({}) -----\n{}",
+                    self.namespace,
+                    tail(&op.log(), 80)
+                );
+            }
+            eprintln!(
+                "----- cvm-sim log ({}) -----\n{}",
+                self.namespace,
+                self.sim.process.log_tail(40)
+            );
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

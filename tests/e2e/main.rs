@@ -1,0 +1,13 @@
+//! End-to-end tests: the operator binary, running as its ServiceAccount under the RBAC from
+//! deploy/, against a real kube-apiserver + etcd and cvm-sim over HTTP with real signatures.
+//! One control plane serves the whole binary; every test has its own namespace, simulator
+//! and operator.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod env;
+mod failures;
+mod lifecycle;
+mod recovery;
+mod validation;
