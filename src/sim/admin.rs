@@ -49,10 +49,9 @@ fn ok() -> Response {
     Json(json!({})).into_response()
 }
 
-/// Parses a JSON body, answering 400 with a JSON error instead of axum's plain text.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+/// Parses a JSON body; callers answer 400 with a JSON error instead of axum's plain text.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("invalid body: {e}"))
 }
 
 async fn healthz() -> Response {
@@ -96,7 +95,7 @@ async fn list_faults(State(sim): State<Arc<Sim>>) -> Response {
 async fn add_fault(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Response {
     let spec: FaultSpec = match body(&bytes) {
         Ok(spec) => spec,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     if let Err(message) = spec.validate() {
         return error(StatusCode::BAD_REQUEST, message);
@@ -126,7 +125,7 @@ fn one() -> u32 {
 async fn launch_failures(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Response {
     let request: LaunchFailures = match body(&bytes) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let message = request
         .message
@@ -150,7 +149,7 @@ async fn set_balance(
 ) -> Response {
     let request: Balance = match body(&bytes) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     if !request.balance.is_finite() {
         return error(StatusCode::BAD_REQUEST, "balance must be a finite number");
@@ -178,7 +177,7 @@ async fn set_quota(
 ) -> Response {
     let request: Quota = match body(&bytes) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     match sim.lock().accounts.get_mut(&secret_id) {
         Some(account) => {
@@ -197,7 +196,7 @@ async fn set_quota(
 async fn set_capacity(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Response {
     let entry: CapacityEntry = match body(&bytes) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     sim.lock().capacity.set(&entry);
     ok()
@@ -218,7 +217,7 @@ async fn get_timing(State(sim): State<Arc<Sim>>) -> Response {
 async fn set_timing(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Response {
     let update: TimingUpdate = match body(&bytes) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let mut state = sim.lock();
     let mut timing = state.timing;
@@ -245,7 +244,7 @@ async fn get_rate_limits(State(sim): State<Arc<Sim>>) -> Response {
 async fn set_rate_limits(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Response {
     let limits: HashMap<String, u32> = match body(&bytes) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let mut state = sim.lock();
     state.rate_limiter.set_limits(limits);

@@ -207,9 +207,9 @@ struct ApiLogin<'a> {
 
 impl Instance {
     pub fn api_view(&self) -> ApiInstance<'_> {
-        let (renew_flag, state) = match &self.charge {
-            ChargeType::Prepaid { renew_flag, .. } => (Some(renew_flag.as_str()), self.state),
-            _ => (None, self.state),
+        let renew_flag = match &self.charge {
+            ChargeType::Prepaid { renew_flag, .. } => Some(renew_flag.as_str()),
+            _ => None,
         };
         ApiInstance {
             placement: ApiPlacement {
@@ -254,7 +254,7 @@ impl Instance {
                 key_ids: (!self.key_ids.is_empty()).then_some(self.key_ids.as_slice()),
                 keep_image_login: None,
             },
-            instance_state: state.as_str(),
+            instance_state: self.state.as_str(),
             tags: &self.tags,
             stop_charging_mode: "NOT_APPLICABLE",
             uuid: &self.uuid,

@@ -207,7 +207,11 @@ mod tests {
         assert_eq!(code("192.168.0.5"), "VpcAddrNotInSubNet");
         let (base, _) = subnet_cidr("subnet-1");
         let ok = Ipv4Addr::from(u32::from(base) + 77).to_string();
-        assert!(pools.check_requested("subnet-1", &[ok.clone()]).is_ok());
+        assert!(
+            pools
+                .check_requested("subnet-1", std::slice::from_ref(&ok))
+                .is_ok()
+        );
         assert_eq!(
             pools
                 .check_requested("subnet-1", &[ok.clone(), ok])

@@ -1,0 +1,599 @@
+//! cvm-sim over real HTTP: authentication, envelope, RunInstances validation and
+//! idempotency, DescribeInstances filters and paging, TerminateInstances errors.
+
+mod sim_support;
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use sim_support::*;
+
+#[tokio::test]
+async fn correct_call_succeeds_and_every_auth_failure_has_its_code() {
+    let mut config = fast_config();
+    config
+        .accounts
+        .push(cvm_operator::sim::config::AccountConfig {
+            token: Some("session-token".into()),
+            ..account("AKIDtemporary", "tempkey")
+        });
+    let sim = start(config).await;
+    let client = Client::new(&sim);
+
+    let ok = client.call("DescribeInstances", json!({})).await;
+    assert_eq!(ok["TotalCount"], 0);
+    assert_eq!(ok["InstanceSet"], json!([]));
+
+    // Docs-style signing includes x-tc-action.
+    let docs = client
+        .call_with(
+            "DescribeInstances",
+            json!({}),
+            Tweaks {
+                signed_headers: Some(vec!["content-type", "host", "x-tc-action"]),
+                ..Tweaks::default()
+            },
+        )
+        .await;
+    assert!(error_code(&docs).is_none(), "{docs}");
+
+    let cases: Vec<(Tweaks, &str)> = vec![
+        (
+            Tweaks {
+                sign_with_key: Some("wrong-key".into()),
+                ..Tweaks::default()
+            },
+            "AuthFailure.SignatureFailure",
+        ),
+        (
+            Tweaks {
+                body_after_signing: Some(br#"{"Limit":5}"#.to_vec()),
+                ..Tweaks::default()
+            },
+            "AuthFailure.SignatureFailure",
+        ),
+        (
+            Tweaks {
+                timestamp_offset: -301,
+                ..Tweaks::default()
+            },
+            "AuthFailure.SignatureExpire",
+        ),
+        (
+            Tweaks {
+                timestamp_offset: 400,
+                ..Tweaks::default()
+            },
+            "AuthFailure.SignatureExpire",
+        ),
+        (
+            Tweaks {
+                omit_header: Some("Authorization"),
+                ..Tweaks::default()
+            },
+            "AuthFailure.InvalidAuthorization",
+        ),
+        (
+            Tweaks {
+                signed_headers: Some(vec!["host"]),
+                ..Tweaks::default()
+            },
+            "AuthFailure.InvalidAuthorization",
+        ),
+        (
+            Tweaks {
+                omit_header: Some("X-TC-Timestamp"),
+                ..Tweaks::default()
+            },
+            "MissingParameter",
+        ),
+        (
+            Tweaks {
+                omit_header: Some("X-TC-Region"),
+                ..Tweaks::default()
+            },
+            "MissingParameter",
+        ),
+        (
+            Tweaks {
+                omit_header: Some("X-TC-Version"),
+                ..Tweaks::default()
+            },
+            "MissingParameter",
+        ),
+        (
+            Tweaks {
+                version: Some("2017-03-11".into()),
+                ..Tweaks::default()
+            },
+            "NoSuchVersion",
+        ),
+        (
+            Tweaks {
+                token: Some("unexpected".into()),
+                ..Tweaks::default()
+            },
+            "AuthFailure.TokenFailure",
+        ),
+    ];
+    for (tweaks, code) in cases {
+        let response = client
+            .call_with("DescribeInstances", json!({}), tweaks)
+            .await;
+        expect_error(&response, code);
+    }
+
+    let unknown = Client::for_account(&sim, "AKIDnobody", "x");
+    expect_error(
+        &unknown.call("DescribeInstances", json!({})).await,
+        "AuthFailure.SecretIdNotFound",
+    );
+    expect_error(
+        &client.call("DescribeSomethingElse", json!({})).await,
+        "InvalidAction",
+    );
+
+    let mut temporary = Client::for_account(&sim, "AKIDtemporary", "tempkey");
+    expect_error(
+        &temporary.call("DescribeInstances", json!({})).await,
+        "AuthFailure.TokenFailure",
+    );
+    temporary.token = Some("session-token".into());
+    let ok = temporary.call("DescribeInstances", json!({})).await;
+    assert!(error_code(&ok).is_none(), "{ok}");
+}
+
+#[tokio::test]
+async fn client_token_returns_the_same_ids_and_is_limited_to_64_bytes() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let first = run(
+        &client,
+        json!({"ClientToken": "cvmop-uid-0", "InstanceCount": 2}),
+    )
+    .await;
+    assert_eq!(first.len(), 2);
+    let again = run(
+        &client,
+        json!({"ClientToken": "cvmop-uid-0", "InstanceCount": 2}),
+    )
+    .await;
+    assert_eq!(first, again);
+    assert_eq!(sim.admin.instances().await.unwrap().len(), 2);
+    let other = run(&client, json!({"ClientToken": "cvmop-uid-1"})).await;
+    assert!(!first.contains(&other[0]));
+
+    let listed = sim.admin.instances().await.unwrap();
+    assert!(listed.iter().all(|i| {
+        i.client_token
+            .as_deref()
+            .is_some_and(|t| t.starts_with("cvmop-uid-"))
+    }));
+
+    let long = "x".repeat(65);
+    let response = client
+        .call("RunInstances", run_body(json!({"ClientToken": long})))
+        .await;
+    expect_error(&response, "InvalidClientToken.TooLong");
+    let exactly_64 = run(&client, json!({"ClientToken": "y".repeat(64)})).await;
+    assert_eq!(exactly_64.len(), 1);
+}
+
+#[tokio::test]
+async fn run_instances_validates_like_the_real_api() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"ImageId": IMAGE}), "MissingParameter"),
+        (json!({"Placement": {"Zone": ZONE}}), "MissingParameter"),
+        (
+            run_body(json!({"ImageId": "img-1"})),
+            "InvalidImageId.Malformed",
+        ),
+        (
+            run_body(json!({"Placement": {"Zone": "ap-shanghai-2"}})),
+            "InvalidZone.MismatchRegion",
+        ),
+        (
+            run_body(json!({"InstanceType": "S5MEDIUM2"})),
+            "InvalidInstanceType.Malformed",
+        ),
+        (
+            run_body(json!({"InstanceCount": 0})),
+            "InvalidParameterValue.Range",
+        ),
+        (
+            run_body(json!({"InstanceCount": 501})),
+            "InvalidParameterValue.Range",
+        ),
+        (
+            run_body(json!({"InstanceName": "n".repeat(129)})),
+            "InvalidInstanceName.TooLong",
+        ),
+        (run_body(json!({"Bogus": 1})), "UnknownParameter"),
+        (
+            run_body(json!({"InstanceCount": "two"})),
+            "InvalidParameter",
+        ),
+        (
+            run_body(json!({"InstanceChargeType": "FREE"})),
+            "InvalidParameterValue",
+        ),
+        (
+            run_body(json!({"InstanceChargeType": "PREPAID"})),
+            "MissingParameter",
+        ),
+        (
+            run_body(
+                json!({"InstanceChargeType": "PREPAID", "InstanceChargePrepaid": {"Period": 13}}),
+            ),
+            "InvalidPeriod",
+        ),
+        (
+            run_body(
+                json!({"InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {"MaxPrice": "1"}}}),
+            ),
+            "InvalidParameterCombination",
+        ),
+        (
+            run_body(
+                json!({"InstanceChargeType": "SPOTPAID", "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {"MaxPrice": "0.001"}}}),
+            ),
+            "InvalidParameterValue.InsufficientPrice",
+        ),
+        (
+            run_body(
+                json!({"InstanceChargeType": "SPOTPAID", "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {}}}),
+            ),
+            "MissingParameter",
+        ),
+        (
+            run_body(
+                json!({"LoginSettings": {"Password": "Qcloud@123456", "KeyIds": ["skey-abcdefgh"]}}),
+            ),
+            "InvalidParameterCombination",
+        ),
+        (
+            run_body(json!({"LoginSettings": {"Password": "short"}})),
+            "InvalidParameterValue.InvalidPassword",
+        ),
+        (
+            run_body(json!({"LoginSettings": {"KeyIds": ["key-1"]}})),
+            "InvalidKeyPairId.Malformed",
+        ),
+        (
+            run_body(json!({"SecurityGroupIds": ["sg-1"]})),
+            "InvalidSgId.Malformed",
+        ),
+        (
+            run_body(json!({"VirtualPrivateCloud": {"VpcId": "vpc-abcdefgh"}})),
+            "MissingParameter",
+        ),
+        (
+            run_body(
+                json!({"VirtualPrivateCloud": {"VpcId": "vpc-1", "SubnetId": "subnet-abcdefgh"}}),
+            ),
+            "InvalidParameterValue.VpcIdMalformed",
+        ),
+        (
+            run_body(
+                json!({"VirtualPrivateCloud": {"VpcId": "vpc-abcdefgh", "SubnetId": "subnet-abcdefgh", "PrivateIpAddresses": ["192.168.1.1"]}}),
+            ),
+            "VpcAddrNotInSubNet",
+        ),
+        (
+            run_body(json!({"UserData": "not base64!"})),
+            "InvalidParameterValue.InvalidUserDataFormat",
+        ),
+        (
+            run_body(
+                json!({"TagSpecification": [{"ResourceType": "instance", "Tags": [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]}]}),
+            ),
+            "InvalidParameterValue.DuplicateTags",
+        ),
+        (
+            run_body(
+                json!({"TagSpecification": [{"ResourceType": "instance", "Tags": [{"Key": "qcloud:x", "Value": "1"}]}]}),
+            ),
+            "FailedOperation.TagKeyReserved",
+        ),
+        (
+            run_body(
+                json!({"InternetAccessible": {"InternetMaxBandwidthOut": 0, "PublicIpAssigned": true}}),
+            ),
+            "InvalidParameterCombination",
+        ),
+        (
+            run_body(json!({"HostName": "-bad"})),
+            "InvalidParameterValue.IllegalHostName",
+        ),
+        (
+            run_body(json!({"DataDisks": [{"DiskType": "CLOUD_SSD"}]})),
+            "MissingParameter",
+        ),
+        (
+            run_body(json!({"LaunchTemplate": {"LaunchTemplateId": "lt-abcdefgh"}})),
+            "InvalidParameterValue.LaunchTemplateNotFound",
+        ),
+        (run_body(json!({"DryRun": true})), "DryRunOperation"),
+    ];
+    for (body, code) in cases {
+        let response = client.call("RunInstances", body.clone()).await;
+        assert_eq!(
+            error_code(&response),
+            Some(code),
+            "body {body} gave {response}"
+        );
+    }
+    assert!(
+        sim.admin.instances().await.unwrap().is_empty(),
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn run_instances_fills_the_full_instance_shape() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let subnet = "subnet-abcdefgh";
+    let base = cvm_operator::sim::state::network::subnet_cidr(subnet)
+        .0
+        .octets();
+    let pinned = [format!("10.{}.7.7", base[1]), format!("10.{}.7.8", base[1])];
+    let ids = run(
+        &client,
+        json!({
+            "InstanceCount": 2,
+            "InstanceName": "web-{R:1,F:2}",
+            "HostName": "node-{IP}",
+            "VirtualPrivateCloud": {"VpcId": "vpc-abcdefgh", "SubnetId": subnet, "PrivateIpAddresses": pinned},
+            "InternetAccessible": {"InternetChargeType": "TRAFFIC_POSTPAID_BY_HOUR", "InternetMaxBandwidthOut": 10},
+            "TagSpecification": [{"ResourceType": "instance", "Tags": [{"Key": "cvm-operator.io/uid", "Value": "u1"}]}],
+            "LoginSettings": {"KeyIds": ["skey-abcdefgh"]},
+            "DataDisks": [{"DiskType": "CLOUD_SSD", "DiskSize": 100}],
+            "UserData": "IyEvYmluL3NoCg=="
+        }),
+    )
+    .await;
+    let response = describe_ids(&client, &ids).await;
+    assert_eq!(response["TotalCount"], 2);
+    let first = &response["InstanceSet"][0];
+    assert_eq!(first["InstanceId"], ids[0].as_str());
+    assert_eq!(first["InstanceName"], "web-01");
+    assert_eq!(response["InstanceSet"][1]["InstanceName"], "web-02");
+    assert_eq!(first["PrivateIpAddresses"], json!([pinned[0]]));
+    assert_eq!(first["Placement"]["Zone"], ZONE);
+    assert_eq!(first["CPU"], 2);
+    assert_eq!(first["Memory"], 2);
+    assert_eq!(first["InstanceChargeType"], "POSTPAID_BY_HOUR");
+    assert_eq!(first["VirtualPrivateCloud"]["SubnetId"], subnet);
+    assert_eq!(
+        first["Tags"],
+        json!([{"Key": "cvm-operator.io/uid", "Value": "u1"}])
+    );
+    assert_eq!(first["LoginSettings"]["KeyIds"], json!(["skey-abcdefgh"]));
+    assert_eq!(first["DataDisks"][0]["DiskSize"], 100);
+    assert_eq!(first["ExpiredTime"], Value::Null);
+    assert_eq!(first["RenewFlag"], Value::Null);
+    assert_eq!(first["LatestOperation"], "RunInstances");
+    assert!(first["CreatedTime"].as_str().unwrap().ends_with('Z'));
+    for field in [
+        "IPv6Addresses",
+        "PublicIPv6Addresses",
+        "GPUInfo",
+        "LatestOperationErrorMsg",
+    ] {
+        assert!(first.get(field).is_some(), "field {field} is present");
+    }
+
+    // A pinned address cannot be taken twice.
+    let taken = client
+        .call(
+            "RunInstances",
+            run_body(json!({"VirtualPrivateCloud": {"VpcId": "vpc-abcdefgh", "SubnetId": subnet, "PrivateIpAddresses": [pinned[0]]}})),
+        )
+        .await;
+    expect_error(&taken, "VpcIpIsUsed");
+
+    // Without a pattern several instances get the suffix 1…n.
+    let plain = run(&client, json!({"InstanceCount": 2, "InstanceName": "srv_"})).await;
+    let names: Vec<Value> = describe_ids(&client, &plain).await["InstanceSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["InstanceName"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("srv_1"), json!("srv_2")]);
+}
+
+#[tokio::test]
+async fn describe_filters_paging_and_errors() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let tagged = |value: &str| json!({"TagSpecification": [{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": value}]}]});
+    let a = run(&client, tagged("a")).await;
+    let b = run(&client, tagged("b")).await;
+    let mut other_zone = tagged("a");
+    other_zone["Placement"] = json!({"Zone": "ap-guangzhou-6"});
+    other_zone["InstanceName"] = json!("special-name");
+    let c = run(&client, other_zone).await;
+
+    let by_tag = client
+        .call(
+            "DescribeInstances",
+            json!({"Filters": [{"Name": "tag:team", "Values": ["a"]}]}),
+        )
+        .await;
+    let ids: Vec<&str> = by_tag["InstanceSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["InstanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![a[0].as_str(), c[0].as_str()]);
+
+    let filter = |filters: Value| client.call("DescribeInstances", json!({"Filters": filters}));
+    let both =
+        filter(json!([{"Name": "tag:team", "Values": ["a"]}, {"Name": "zone", "Values": [ZONE]}]))
+            .await;
+    assert_eq!(both["TotalCount"], 1);
+    assert_eq!(both["InstanceSet"][0]["InstanceId"], a[0].as_str());
+    let by_name = filter(json!([{"Name": "instance-name", "Values": ["special-name"]}])).await;
+    assert_eq!(by_name["InstanceSet"][0]["InstanceId"], c[0].as_str());
+    let by_id = filter(json!([{"Name": "instance-id", "Values": [b[0]]}])).await;
+    assert_eq!(by_id["TotalCount"], 1);
+    let running = filter(json!([{"Name": "instance-state", "Values": ["RUNNING"]}])).await;
+    assert_eq!(running["TotalCount"], 3);
+    let none = filter(json!([{"Name": "tag:team", "Values": ["zzz"]}])).await;
+    assert_eq!(none["TotalCount"], 0);
+    expect_error(
+        &filter(json!([{"Name": "colour", "Values": ["x"]}])).await,
+        "InvalidFilter",
+    );
+    expect_error(
+        &filter(json!([{"Name": "zone", "Values": ["1", "2", "3", "4", "5", "6"]}])).await,
+        "InvalidFilterValue.LimitExceeded",
+    );
+
+    let page = client
+        .call("DescribeInstances", json!({"Offset": 1, "Limit": 1}))
+        .await;
+    assert_eq!(page["TotalCount"], 3);
+    assert_eq!(page["InstanceSet"].as_array().unwrap().len(), 1);
+    assert_eq!(page["InstanceSet"][0]["InstanceId"], b[0].as_str());
+    expect_error(
+        &client
+            .call("DescribeInstances", json!({"Limit": 101}))
+            .await,
+        "InvalidParameterValue.LimitExceeded",
+    );
+    expect_error(
+        &client
+            .call(
+                "DescribeInstances",
+                json!({"InstanceIds": [a[0]], "Filters": [{"Name": "zone", "Values": [ZONE]}]}),
+            )
+            .await,
+        "InvalidParameter",
+    );
+    expect_error(
+        &client
+            .call("DescribeInstances", json!({"InstanceIds": ["ins-12"]}))
+            .await,
+        "InvalidInstanceId.Malformed",
+    );
+    let too_many: Vec<String> = (0..101).map(|i| format!("ins-{i:08}")).collect();
+    expect_error(
+        &client
+            .call("DescribeInstances", json!({"InstanceIds": too_many}))
+            .await,
+        "InvalidParameterValue.LimitExceeded",
+    );
+    // Unknown ids give an empty set, not an error.
+    let unknown = describe_ids(&client, &["ins-zzzzzzzz".to_string()]).await;
+    assert_eq!(unknown["TotalCount"], 0);
+
+    // Instances belong to their region: another region shows none of them.
+    let mut shanghai = Client::new(&sim);
+    shanghai.region = "ap-shanghai".into();
+    assert_eq!(
+        shanghai.call("DescribeInstances", json!({})).await["TotalCount"],
+        0
+    );
+
+    let status = client
+        .call(
+            "DescribeInstancesStatus",
+            json!({"InstanceIds": [a[0], b[0]]}),
+        )
+        .await;
+    assert_eq!(status["TotalCount"], 2);
+    assert_eq!(status["InstanceStatusSet"][0]["InstanceId"], a[0].as_str());
+    assert_eq!(status["InstanceStatusSet"][0]["InstanceState"], "RUNNING");
+    expect_error(
+        &client
+            .call("DescribeInstancesStatus", json!({"Filters": []}))
+            .await,
+        "UnknownParameter",
+    );
+}
+
+#[tokio::test]
+async fn terminate_errors_and_effects() {
+    let mut config = fast_config();
+    config.timing.terminating_seconds = 30.0;
+    let sim = start(config).await;
+    let client = Client::new(&sim);
+    let ids = run(&client, json!({"InstanceCount": 2})).await;
+    let terminate = |ids: Value| client.call("TerminateInstances", json!({"InstanceIds": ids}));
+
+    expect_error(
+        &terminate(json!(["ins-zzzzzzzz"])).await,
+        "InvalidInstanceId.NotFound",
+    );
+    expect_error(
+        &terminate(json!(["bad"])).await,
+        "InvalidInstanceId.Malformed",
+    );
+    expect_error(&terminate(json!([])).await, "MissingParameter");
+    let too_many: Vec<String> = (0..101).map(|i| format!("ins-{i:08}")).collect();
+    expect_error(
+        &terminate(json!(too_many)).await,
+        "InvalidParameterValue.LimitExceeded",
+    );
+
+    let ok = terminate(json!([ids[0]])).await;
+    assert!(error_code(&ok).is_none(), "{ok}");
+    let described = describe_ids(&client, &ids[..1]).await;
+    assert_eq!(described["InstanceSet"][0]["InstanceState"], "TERMINATING");
+    expect_error(
+        &terminate(json!([ids[0]])).await,
+        "UnsupportedOperation.InstanceStateTerminating",
+    );
+    // A batch with one bad id changes nothing.
+    expect_error(
+        &terminate(json!([ids[1], "ins-zzzzzzzz"])).await,
+        "InvalidInstanceId.NotFound",
+    );
+    let second = describe_ids(&client, &ids[1..]).await;
+    assert_eq!(second["InstanceSet"][0]["InstanceState"], "RUNNING");
+
+    let states: HashSet<String> = sim
+        .admin
+        .instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.instance_state)
+        .collect();
+    assert_eq!(
+        states,
+        HashSet::from(["TERMINATING".to_string(), "RUNNING".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn https_serves_the_same_api_with_a_trusted_certificate() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certificate = cvm_operator::sim::tls::self_signed().unwrap();
+    let (addr, handle) = cvm_operator::sim::Server::bind_with_tls(
+        fast_config(),
+        "127.0.0.1:0".parse().unwrap(),
+        Some(certificate.acceptor),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(certificate.cert_pem.as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let response = http
+        .get(format!("https://127.0.0.1:{}/_sim/healthz", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    handle.shutdown();
+}
