@@ -20,6 +20,7 @@ fn fault(action: &str) -> FaultSpec {
         count: None,
         latency_ms: None,
         drop_connection: false,
+        response_delay_ms: None,
     }
 }
 
@@ -326,6 +327,44 @@ async fn injected_errors_latency_and_dropped_connections() {
     assert_eq!(counters.get("RunInstances", "Success"), 1);
     sim.admin.reset_counters().await.unwrap();
     assert!(sim.admin.counters().await.unwrap().calls.is_empty());
+}
+
+#[tokio::test]
+async fn response_delay_takes_effect_before_the_answer_arrives() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let mut delay = fault("RunInstances");
+    delay.response_delay_ms = Some(1500);
+    delay.count = Some(1);
+    sim.admin.add_fault(&delay).await.unwrap();
+
+    let started = Instant::now();
+    let call = tokio::spawn(async move { run(&client, json!({})).await });
+    // The instance exists while the answer is still held back.
+    let admin = sim.admin.clone();
+    let seen = wait_for_instances(&admin, Duration::from_secs(5)).await;
+    assert!(started.elapsed() < Duration::from_millis(1500), "created only after the delay");
+    let ids = call.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(ids, seen);
+}
+
+async fn wait_for_instances(admin: &cvm_operator::sim::SimAdmin, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let ids: Vec<String> = admin
+            .instances()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.instance_id)
+            .collect();
+        if !ids.is_empty() {
+            return ids;
+        }
+        assert!(Instant::now() < deadline, "no instance appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
