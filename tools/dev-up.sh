@@ -66,11 +66,20 @@ fail_with_log() { # name message
 	exit 1
 }
 
+alive() { # name: is the process started under that name still running?
+	local i
+	for i in "${!names[@]}"; do
+		[[ ${names[$i]} == "$1" ]] && { kill -0 "${pids[$i]}" 2>/dev/null; return; }
+	done
+	return 0
+}
+
 wait_until() { # name seconds command...
 	local name=$1 budget=$2
 	local deadline=$((SECONDS + budget))
 	shift 2
 	until "$@" >/dev/null 2>&1; do
+		alive "$name" || fail_with_log "$name" "$name exited"
 		((SECONDS < deadline)) || fail_with_log "$name" "$name not ready after ${budget}s"
 		sleep 0.2
 	done
@@ -135,9 +144,7 @@ if ! $control_plane_only; then
 	target=$CARGO_TARGET_DIR/debug
 
 	start cvm-sim "$target/cvm-sim" --listen 127.0.0.1:0
-	sim_pid=${pids[-1]}
 	wait_until cvm-sim 30 grep -q '^CVM_SIM_ENDPOINT=' "$work/cvm-sim.log"
-	kill -0 "$sim_pid" 2>/dev/null || fail_with_log cvm-sim "cvm-sim exited"
 	sim_endpoint=$(sed -n 's/^CVM_SIM_ENDPOINT=//p' "$work/cvm-sim.log" | head -n1)
 	log "cvm-sim listening at $sim_endpoint"
 
