@@ -37,6 +37,14 @@ inputs_hash=$(cat "$modules"/kubernetes/go.mod "$modules"/kubernetes/go.sum \
 dest="$cache_root/k8s-$kubernetes_version-etcd-$etcd_version-$inputs_hash"
 bin="$dest/bin"
 
+mkdir -p "$dest"
+# Test binaries may call this script concurrently (cargo nextest); one builds, others wait.
+exec 9>"$dest/.lock"
+if ! flock -n 9; then
+	log "waiting for another build of $dest"
+	flock 9
+fi
+
 if [[ -x $bin/kube-apiserver && -x $bin/kubectl && -x $bin/etcd ]]; then
 	log "using cached control plane in $bin"
 	echo "$bin"

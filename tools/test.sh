@@ -19,8 +19,10 @@ step() { # name command...
 	local name=$1 started=$SECONDS
 	shift
 	echo "==> $name" >&2
-	"$@"
-	timings+=("$(printf '%-28s %5ds' "$name" $((SECONDS - started)))")
+	local status=0
+	"$@" || status=$?
+	timings+=("$(printf '%-28s %5ds%s' "$name" $((SECONDS - started)) "$( ((status)) && echo '  FAILED')")")
+	return "$status"
 }
 report_timings() {
 	local status=$?
@@ -40,7 +42,8 @@ ensure_rust_components() {
 }
 
 build_control_plane() {
-	CVM_OPERATOR_CONTROL_PLANE_BIN=$(tools/build-control-plane.sh | tail -n1)
+	# step() runs this in a `||` context, where set -e is off: check explicitly.
+	CVM_OPERATOR_CONTROL_PLANE_BIN=$(tools/build-control-plane.sh | tail -n1) || return 1
 	export CVM_OPERATOR_CONTROL_PLANE_BIN
 	echo "    control plane binaries: $CVM_OPERATOR_CONTROL_PLANE_BIN" >&2
 }

@@ -100,7 +100,7 @@ impl ControlPlane {
             work_dir.join("kube-apiserver.log"),
         )
         .map_err(|e| {
-            etcd.stop(Duration::from_secs(5));
+            etcd.kill();
             format!("start {}/kube-apiserver: {e}", bin_dir.display())
         })?;
 
@@ -233,8 +233,8 @@ impl ControlPlane {
     }
 
     pub(super) fn stop_keeping_files(&self) {
-        self.apiserver.stop(Duration::from_secs(5));
-        self.etcd.stop(Duration::from_secs(5));
+        self.apiserver.kill();
+        self.etcd.kill();
     }
 
     pub fn work_dir(&self) -> &Path {

@@ -44,9 +44,14 @@ pub fn control_plane() -> &'static ControlPlane {
     let started = CONTROL_PLANE.get_or_init(|| {
         // Startup blocks on its own small runtime; a separate thread keeps that legal when
         // the caller is itself inside a #[tokio::test] runtime.
-        let result = std::thread::spawn(|| ControlPlane::start(new_work_dir()?))
-            .join()
-            .unwrap_or_else(|_| Err("control plane startup panicked".to_string()));
+        let result = std::thread::spawn(|| {
+            let work_dir = new_work_dir()?;
+            ControlPlane::start(work_dir.clone()).inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&work_dir);
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err("control plane startup panicked".to_string()));
         if let Ok(control_plane) = &result {
             eprintln!(
                 "control plane ready in {:.1}s at {} (binaries: {})",

@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
 
 /// A running child whose stdout and stderr go to `log_path`.
 pub struct ManagedProcess {
@@ -46,22 +45,10 @@ impl ManagedProcess {
         }
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
-    pub fn stop(&self, grace: Duration) {
+    /// SIGKILL and reap. The control plane's state is disposable, so a graceful shutdown
+    /// (several seconds for kube-apiserver) would only slow every test binary down.
+    pub fn kill(&self) {
         let mut child = self.lock();
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let pid = child.id() as libc::pid_t;
-        // SAFETY: plain kill(2) on our own child, which has not been reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
         let _ = child.kill();
         let _ = child.wait();
     }
