@@ -148,8 +148,8 @@ if ! $control_plane_only; then
 	sim_endpoint=$(sed -n 's/^CVM_SIM_ENDPOINT=//p' "$work/cvm-sim.log" | head -n1)
 	log "cvm-sim listening at $sim_endpoint"
 
-	"${kubectl[@]}" apply -f crds/
-	"${kubectl[@]}" wait --for=condition=Established --timeout=60s -f crds/
+	"${kubectl[@]}" apply -k crds/
+	"${kubectl[@]}" wait --for=condition=Established --timeout=60s crd/cvminstances.cvm-operator.io
 
 	# The simulator accepts these well-formed fake credentials.
 	start cvm-operator env KUBECONFIG="$KUBECONFIG" \
