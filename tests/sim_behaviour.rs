@@ -343,7 +343,10 @@ async fn response_delay_takes_effect_before_the_answer_arrives() {
     // The instance exists while the answer is still held back.
     let admin = sim.admin.clone();
     let seen = wait_for_instances(&admin, Duration::from_secs(5)).await;
-    assert!(started.elapsed() < Duration::from_millis(1500), "created only after the delay");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "created only after the delay"
+    );
     let ids = call.await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(1500));
     assert_eq!(ids, seen);

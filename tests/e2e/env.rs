@@ -189,7 +189,7 @@ impl Operator {
 
     /// SIGKILL: no chance to finish anything, as in a node crash or OOM kill.
     pub fn kill(&self) {
-        self.process.stop(Duration::ZERO);
+        self.process.kill();
     }
 
     pub fn log(&self) -> String {
@@ -318,13 +318,13 @@ impl TestEnv {
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        self.process.stop(Duration::from_secs(5));
+        self.process.terminate(Duration::from_secs(5));
     }
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        self.process.stop(Duration::from_secs(2));
+        self.process.kill();
     }
 }
 

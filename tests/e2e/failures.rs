@@ -56,6 +56,54 @@ async fn missing_credentials_stall_naming_the_secret_then_recover() {
     let everything =
         crate::env::kubectl_ok(env.kubectl().args(["get", "cvm,events", "-o", "yaml"]));
     assert!(!everything.contains(SECRET_KEY));
+    let log = env.operator.as_ref().unwrap().log();
+    assert!(
+        log.contains("RunInstances"),
+        "debug logging is on, so the log shows API calls"
+    );
+    assert!(
+        !log.contains(SECRET_KEY),
+        "the secret key reached the operator's log"
+    );
+}
+
+#[tokio::test]
+async fn login_password_from_a_secret_never_leaks() {
+    const PASSWORD: &str = "Pw-for-e2e-9f3k!";
+    let env = TestEnv::start("password").await;
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: login}}\nstringData: {{password: \"{PASSWORD}\"}}\n"
+    );
+    assert!(env.apply_yaml(&secret).status.success());
+    let yaml = std::fs::read_to_string(example("spot.yaml"))
+        .unwrap()
+        .replace(
+            "keyIds: [skey-3x4y5z6a]",
+            "passwordSecretRef: {name: login}",
+        );
+    let out = env.apply_yaml(&yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.wait_ready("batch-1", 90);
+
+    let everything =
+        crate::env::kubectl_ok(env.kubectl().args(["get", "cvm,events", "-o", "yaml"]));
+    assert!(
+        !everything.contains(PASSWORD),
+        "the password reached status or Events"
+    );
+    let log = env.operator.as_ref().unwrap().log();
+    assert!(
+        !log.contains(PASSWORD),
+        "the password reached the operator's log"
+    );
+    assert!(
+        !log.contains(SECRET_KEY),
+        "the secret key reached the operator's log"
+    );
 }
 
 #[tokio::test]

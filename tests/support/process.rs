@@ -53,6 +53,26 @@ impl ManagedProcess {
         let _ = child.wait();
     }
 
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`: for processes whose
+    /// graceful shutdown is under test (the operator).
+    pub fn terminate(&self, grace: std::time::Duration) {
+        let mut child = self.lock();
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // SAFETY: kill(2) on our own child, which has not been reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// The last `lines` lines of the process's output.
     pub fn log_tail(&self, lines: usize) -> String {
         tail(&self.log_path, lines).unwrap_or_else(|error| format!("<cannot read log: {error}>"))
