@@ -306,6 +306,14 @@ impl TestEnv {
         .await
     }
 
+    /// The reasons of all Events in the namespace, space-separated.
+    pub fn event_reasons(&self) -> String {
+        kubectl_ok(
+            self.kubectl()
+                .args(["get", "events", "-o", "jsonpath={.items[*].reason}"]),
+        )
+    }
+
     pub async fn wait_gone(&self, name: &str, timeout: Duration) {
         let api = self.api();
         wait_for(&format!("{name} to be deleted"), timeout, || {

@@ -141,12 +141,7 @@ async fn insufficient_balance_stalls_with_the_tencent_code_then_recovers() {
         message.contains("InvalidAccount.InsufficientBalance") && message.contains("RequestId"),
         "{message}"
     );
-    let events = crate::env::kubectl_ok(env.kubectl().args([
-        "get",
-        "events",
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ]));
+    let events = env.event_reasons();
     assert!(
         events.contains("InvalidAccount_InsufficientBalance"),
         "{events}"

@@ -51,12 +51,7 @@ async fn reclaimed_spot_instance_is_replaced_and_status_follows() {
         new_status.private_ip_addresses.as_ref(),
         Some(&live[0].private_ip_addresses)
     );
-    let events = crate::env::kubectl_ok(env.kubectl().args([
-        "get",
-        "events",
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ]));
+    let events = env.event_reasons();
     assert!(
         events.contains("InstanceVanished") || events.contains("InstanceTerminating"),
         "{events}"
@@ -153,12 +148,7 @@ async fn operator_killed_after_run_instances_still_ends_with_exactly_one_instanc
     );
     let status = env.get("web-1").await.status.unwrap();
     assert_eq!(status.instance_id.as_ref(), Some(&instances[0].instance_id));
-    let events = crate::env::kubectl_ok(env.kubectl().args([
-        "get",
-        "events",
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ]));
+    let events = env.event_reasons();
     assert!(
         events.contains("InstanceAdopted"),
         "the restarted operator adopts, it does not create: {events}"
