@@ -99,11 +99,7 @@ async fn examples_become_ready_with_ids_and_ips_and_deletion_terminates_them() {
             assert!(table.contains(&instance.public_ip_addresses[0]), "{table}");
         }
     }
-    let events =
-        kubectl_ok(
-            env.kubectl()
-                .args(["get", "events", "-o", "jsonpath={.items[*].reason}"]),
-        );
+    let events = env.event_reasons();
     assert!(events.contains("InstanceCreated"), "{events}");
     assert!(events.contains("InstanceRunning"), "{events}");
 
