@@ -16,6 +16,7 @@ pub use context::{Context, Settings};
 pub use error::Error;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{Future, StreamExt};
 use kube::runtime::controller::{self, Action, Controller};
@@ -41,6 +42,14 @@ pub async fn run(
     // managedFields are the largest part of a cached object and the controller never reads
     // them: drop them before they reach the cache.
     let (reader, writer) = kube::runtime::reflector::store();
+    // Readiness (`/readyz`) waits for the first complete list of the watch.
+    let synced = reader.clone();
+    let metrics = ctx.metrics.clone();
+    tokio::spawn(async move {
+        if synced.wait_until_ready().await.is_ok() {
+            metrics.set_watch_synced(true);
+        }
+    });
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|obj: &mut CvmInstance| {
@@ -74,7 +83,9 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
     if let Some(id) = obj.status.as_ref().and_then(|s| s.instance_id.as_deref()) {
         span.record("instance_id", id);
     }
-    async move {
+    let started = Instant::now();
+    let metrics = ctx.metrics.clone();
+    let result = async move {
         if obj.metadata.deletion_timestamp.is_some() {
             if !finalizer::has_finalizer(&obj) {
                 return Ok(Action::await_change());
@@ -92,13 +103,16 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
         reconcile::apply(obj, &ctx).await
     }
     .instrument(span)
-    .await
+    .await;
+    metrics.reconciled(result.is_ok(), started.elapsed());
+    result
 }
 
 fn error_policy(obj: Arc<CvmInstance>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(
         namespace = obj.namespace().unwrap_or_default(),
         name = obj.name_any(),
+        instance_id = obj.status.as_ref().and_then(|s| s.instance_id.as_deref()),
         error = %error,
         "reconcile error"
     );
