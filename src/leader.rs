@@ -113,7 +113,9 @@ impl LeaderElector {
                     }
                 }
                 Ok(Attempt::Conflict) => debug!("lease changed while acquiring it"),
-                Err(e) => warn!(error = %e, lease = %self.settings.name, "cannot read or write the lease"),
+                Err(e) => {
+                    warn!(error = %e, lease = %self.settings.name, "cannot read or write the lease")
+                }
             }
             sleep(self.settings.retry_period).await;
         }

@@ -199,7 +199,11 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
         let namespace = args
             .lease_namespace
             .clone()
-            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|n| !n.is_empty())
+            })
             .unwrap_or_else(|| "cvm-operator".to_string());
         let settings = LeaseSettings::new(args.lease_name.clone(), namespace, default_identity());
         info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, "leader election on");

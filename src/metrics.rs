@@ -145,7 +145,10 @@ impl Metrics {
     /// Records the instance state written for the resource `uid`; `None` (no instance, or the
     /// resource is gone) stops counting it.
     pub fn instance_state(&self, uid: &str, state: Option<&str>) {
-        let mut states = self.instance_states.lock().expect("instance states poisoned");
+        let mut states = self
+            .instance_states
+            .lock()
+            .expect("instance states poisoned");
         let previous = match state {
             Some(state) => states.insert(uid.to_string(), state.to_string()),
             None => states.remove(uid),
@@ -230,15 +233,27 @@ mod tests {
         metrics.instance_state("a", Some("RUNNING"));
         metrics.instance_state("a", Some("RUNNING"));
         let text = exported(&registry);
-        assert!(text.contains("cvm_operator_instances{state=\"PENDING\"} 1"), "{text}");
-        assert!(text.contains("cvm_operator_instances{state=\"RUNNING\"} 1"), "{text}");
+        assert!(
+            text.contains("cvm_operator_instances{state=\"PENDING\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cvm_operator_instances{state=\"RUNNING\"} 1"),
+            "{text}"
+        );
 
         metrics.instance_state("a", None);
         metrics.instance_state("b", None);
         metrics.instance_state("never-seen", None);
         let text = exported(&registry);
-        assert!(text.contains("cvm_operator_instances{state=\"PENDING\"} 0"), "{text}");
-        assert!(text.contains("cvm_operator_instances{state=\"RUNNING\"} 0"), "{text}");
+        assert!(
+            text.contains("cvm_operator_instances{state=\"PENDING\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cvm_operator_instances{state=\"RUNNING\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -246,7 +261,11 @@ mod tests {
         let mut registry = Registry::with_prefix(PREFIX);
         let metrics = Metrics::register(&mut registry);
         metrics.api_call("RunInstances", "Success", Duration::from_millis(20));
-        metrics.api_call("RunInstances", "ResourceInsufficient", Duration::from_millis(20));
+        metrics.api_call(
+            "RunInstances",
+            "ResourceInsufficient",
+            Duration::from_millis(20),
+        );
         metrics.api_call("RunInstances", "Success", Duration::from_millis(20));
         metrics.rate_limit_wait("DescribeInstances", Duration::from_millis(500));
         metrics.reconciled(true, Duration::from_millis(30));

@@ -42,14 +42,7 @@ pub async fn run(
     // managedFields are the largest part of a cached object and the controller never reads
     // them: drop them before they reach the cache.
     let (reader, writer) = kube::runtime::reflector::store();
-    // Readiness (`/readyz`) waits for the first complete list of the watch.
-    let synced = reader.clone();
     let metrics = ctx.metrics.clone();
-    tokio::spawn(async move {
-        if synced.wait_until_ready().await.is_ok() {
-            metrics.set_watch_synced(true);
-        }
-    });
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|obj: &mut CvmInstance| {
@@ -58,6 +51,14 @@ pub async fn run(
                 .remove("kubectl.kubernetes.io/last-applied-configuration");
         })
         .reflect(writer)
+        // Readiness (`/readyz`): the first complete list is in the cache. Not through
+        // `Store::wait_until_ready`: its one-shot channel keeps only the last waiter's waker,
+        // and the controller itself waits on it too.
+        .inspect(move |event| {
+            if let Ok(watcher::Event::InitDone) = event {
+                metrics.set_watch_synced(true);
+            }
+        })
         .touched_objects();
     Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(concurrency))
@@ -74,10 +75,12 @@ pub async fn run(
 }
 
 pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // The resource's name is `cvminstance`, not `name`: JSON logs already use `name` for
+    // the span's own name, and a second `name` key would hide one of them.
     let span = info_span!(
         "reconcile",
         namespace = obj.namespace().unwrap_or_default(),
-        name = obj.name_any(),
+        cvminstance = obj.name_any(),
         instance_id = tracing::field::Empty,
     );
     if let Some(id) = obj.status.as_ref().and_then(|s| s.instance_id.as_deref()) {
@@ -111,7 +114,7 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
 fn error_policy(obj: Arc<CvmInstance>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(
         namespace = obj.namespace().unwrap_or_default(),
-        name = obj.name_any(),
+        cvminstance = obj.name_any(),
         instance_id = obj.status.as_ref().and_then(|s| s.instance_id.as_deref()),
         error = %error,
         "reconcile error"
