@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (uses KUBECONFIG or the in-cluster service account).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CvmInstance CustomResourceDefinition as YAML.
     Crd,
 }
@@ -112,7 +112,7 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let result = runtime.block_on(run(args));
+            let result = runtime.block_on(run(*args));
             // After a lost lease, reconciles may still be running: cut them off rather than
             // wait, since another replica now owns the resources.
             runtime.shutdown_timeout(Duration::from_secs(1));
