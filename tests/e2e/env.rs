@@ -187,6 +187,10 @@ impl Operator {
             cmd.env("TENCENTCLOUD_SECRET_ID", SECRET_ID)
                 .env("TENCENTCLOUD_SECRET_KEY", SECRET_KEY);
         }
+        if !extra.contains(&"--http-addr") {
+            // Tests run in parallel: each operator serves on a free port of its own.
+            cmd.args(["--http-addr", "127.0.0.1:0"]);
+        }
         let process = ManagedProcess::spawn(name, cmd, dir.join(format!("{name}.log"))).unwrap();
         Operator { process, identity }
     }
