@@ -1,5 +1,9 @@
 //! cvm-operator: Tencent Cloud CVM instances as Kubernetes resources.
 pub mod api;
 pub mod controller;
+pub mod http;
+pub mod leader;
+pub mod metrics;
 pub mod sim;
+pub mod telemetry;
 pub mod tencent;

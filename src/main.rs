@@ -1,14 +1,20 @@
 //! `cvm-operator`: `run` runs the controller, `crd` prints the CRD.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use kube::runtime::events::{Recorder, Reporter};
-use tracing::info;
+use prometheus_client::registry::Registry;
+use tracing::{error, info, warn};
 
 use cvm_operator::controller::{self, Context, Settings, sweep::Sweeper};
+use cvm_operator::http;
+use cvm_operator::leader::{LeaderElector, LeaseSettings, default_identity};
+use cvm_operator::metrics::{self, Metrics};
+use cvm_operator::telemetry::{self, LogFormat};
 use cvm_operator::tencent::config::{ClientConfig, RateLimits};
 use cvm_operator::tencent::credentials::Credentials;
 use cvm_operator::tencent::pool::ClientPool;
@@ -27,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (uses KUBECONFIG or the in-cluster service account).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CvmInstance CustomResourceDefinition as YAML.
     Crd,
 }
@@ -76,6 +82,22 @@ struct RunArgs {
     describe_instances_rate: u32,
     #[arg(long, default_value_t = 10)]
     terminate_instances_rate: u32,
+    /// Run only while holding a coordination.k8s.io Lease, so that of several replicas only
+    /// one reconciles; the others stand by and take over when it goes.
+    #[arg(long, env = "CVM_OPERATOR_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Name of the Lease used for leader election.
+    #[arg(long, env = "CVM_OPERATOR_LEASE_NAME", default_value = "cvm-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (default: POD_NAMESPACE, else cvm-operator).
+    #[arg(long, env = "CVM_OPERATOR_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Address of the HTTP server for /metrics, /healthz and /readyz (port 0: any free port).
+    #[arg(long, env = "CVM_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// Log format: `text` for people, `json` for log collectors. The level comes from RUST_LOG.
+    #[arg(long, env = "CVM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 fn main() -> Result<()> {
@@ -90,7 +112,11 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(run(args))
+            let result = runtime.block_on(run(*args));
+            // After a lost lease, reconciles may still be running: cut them off rather than
+            // wait, since another replica now owns the resources.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            result
         }
     }
 }
@@ -98,12 +124,36 @@ fn main() -> Result<()> {
 async fn run(args: RunArgs) -> Result<()> {
     // kube and reqwest share rustls; exactly one crypto provider must be installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    telemetry::init(args.log_format);
 
+    let shutdown = Shutdown::on_signals();
+    let mut registry = Registry::with_prefix(metrics::PREFIX);
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let (listener, http_addr) = http::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding {}", args.http_addr))?;
+    info!(%http_addr, "serving /metrics, /healthz and /readyz");
+    let endpoints = http::Endpoints {
+        registry: Arc::new(registry),
+        metrics: metrics.clone(),
+    };
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(listener, endpoints, async move {
+        let _ = http_stopped.await;
+    }));
+
+    let result = operate(args, metrics, shutdown).await;
+    let _ = stop_http.send(());
+    match server.await {
+        Ok(Err(e)) => warn!(error = %e, "HTTP server failed"),
+        Err(e) => warn!(error = %e, "HTTP server task failed"),
+        Ok(Ok(())) => {}
+    }
+    result
+}
+
+/// Runs the controller (after winning the lease, with leader election) until shutdown.
+async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Result<()> {
     let default_credentials = if args.no_default_credentials {
         None
     } else {
@@ -136,6 +186,7 @@ async fn run(args: RunArgs) -> Result<()> {
         },
         batching: !args.no_batching,
         batch_window: Duration::from_millis(args.batch_window_ms),
+        observer: Some(metrics.clone()),
         ..ClientConfig::default()
     };
     let clouds = ClientPool::new(client_config).context("configuring the CVM API client")?;
@@ -143,6 +194,30 @@ async fn run(args: RunArgs) -> Result<()> {
     let kube = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes")?;
+
+    let mut elector = if args.leader_election {
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|n| !n.is_empty())
+            })
+            .unwrap_or_else(|| "cvm-operator".to_string());
+        let settings = LeaseSettings::new(args.lease_name.clone(), namespace, default_identity());
+        info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, "leader election on");
+        let mut elector = LeaderElector::new(kube.clone(), settings);
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = shutdown.requested() => return Ok(()),
+        }
+        Some(elector)
+    } else {
+        None
+    };
+    metrics.set_leader(true);
+
     let reporter = Reporter {
         controller: "cvm-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -150,18 +225,61 @@ async fn run(args: RunArgs) -> Result<()> {
     let recorder = Recorder::new(kube.clone(), reporter);
     let (sweeper, triggers) = Sweeper::new();
     tokio::spawn(sweeper.clone().run(settings.resync));
-    let ctx = Arc::new(Context::new(kube, recorder, clouds, settings, sweeper));
+    let ctx = Arc::new(
+        Context::new(kube, recorder, clouds, settings, sweeper).with_metrics(metrics.clone()),
+    );
 
     info!(endpoint = ?args.endpoint, "cvm-operator starting");
-    controller::run(
+    let controller = controller::run(
         ctx,
         triggers,
         args.watch_namespace.as_deref(),
         args.concurrency,
-        shutdown_signal(),
-    )
-    .await;
-    Ok(())
+        shutdown.requested(),
+    );
+    let Some(elector) = elector.as_mut() else {
+        controller.await;
+        return Ok(());
+    };
+    tokio::select! {
+        () = controller => {
+            // In-flight reconciles are done: hand over now rather than after the lease expires.
+            if let Err(e) = elector.release().await {
+                warn!(error = %e, "could not release the lease; the standby takes over when it expires");
+            }
+            metrics.set_leader(false);
+            Ok(())
+        }
+        lost = elector.hold() => {
+            metrics.set_leader(false);
+            error!(error = %lost, "lost the leader lease; exiting so that the Pod restarts");
+            Err(anyhow::Error::new(lost).context("leader election"))
+        }
+    }
+}
+
+/// Completes for every waiter once SIGTERM or Ctrl-C arrived.
+#[derive(Clone)]
+struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    fn on_signals() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(true);
+            // Keep the sender alive so that waiters see `true`, not a closed channel.
+            std::future::pending::<()>().await;
+        });
+        Self(rx)
+    }
+
+    fn requested(&self) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|requested| *requested).await;
+        }
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

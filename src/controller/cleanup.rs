@@ -139,5 +139,6 @@ fn creation_may_be_unseen(t: &Target<'_>) -> bool {
 async fn release(t: &Target<'_>) -> Result<Action, Error> {
     finalizer::remove(&t.api, &t.obj).await?;
     t.ctx.reset_backoff(&t.uid);
+    t.ctx.metrics.instance_state(&t.uid, None);
     Ok(Action::await_change())
 }

@@ -8,6 +8,7 @@ use kube::runtime::events::Recorder;
 use rand::Rng;
 
 use super::sweep::Sweeper;
+use crate::metrics::Metrics;
 use crate::tencent::credentials::Credentials;
 use crate::tencent::pool::ClientPool;
 
@@ -54,6 +55,7 @@ pub struct Context {
     pub clouds: ClientPool,
     pub settings: Settings,
     pub sweeper: Arc<Sweeper>,
+    pub metrics: Arc<Metrics>,
     /// Consecutive failures per resource UID, for exponential backoff of retries.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -72,8 +74,15 @@ impl Context {
             clouds,
             settings,
             sweeper,
+            metrics: Arc::new(Metrics::default()),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reports into `metrics` (exported ones) instead of a private, unexported set.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Records one more failure for `uid` and returns the delay before the next try:

@@ -16,6 +16,7 @@ pub use context::{Context, Settings};
 pub use error::Error;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{Future, StreamExt};
 use kube::runtime::controller::{self, Action, Controller};
@@ -41,6 +42,7 @@ pub async fn run(
     // managedFields are the largest part of a cached object and the controller never reads
     // them: drop them before they reach the cache.
     let (reader, writer) = kube::runtime::reflector::store();
+    let metrics = ctx.metrics.clone();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|obj: &mut CvmInstance| {
@@ -49,6 +51,14 @@ pub async fn run(
                 .remove("kubectl.kubernetes.io/last-applied-configuration");
         })
         .reflect(writer)
+        // Readiness (`/readyz`): the first complete list is in the cache. Not through
+        // `Store::wait_until_ready`: its one-shot channel keeps only the last waiter's waker,
+        // and the controller itself waits on it too.
+        .inspect(move |event| {
+            if let Ok(watcher::Event::InitDone) = event {
+                metrics.set_watch_synced(true);
+            }
+        })
         .touched_objects();
     Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(concurrency))
@@ -65,16 +75,20 @@ pub async fn run(
 }
 
 pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // The resource's name is `cvminstance`, not `name`: JSON logs already use `name` for
+    // the span's own name, and a second `name` key would hide one of them.
     let span = info_span!(
         "reconcile",
         namespace = obj.namespace().unwrap_or_default(),
-        name = obj.name_any(),
+        cvminstance = obj.name_any(),
         instance_id = tracing::field::Empty,
     );
     if let Some(id) = obj.status.as_ref().and_then(|s| s.instance_id.as_deref()) {
         span.record("instance_id", id);
     }
-    async move {
+    let started = Instant::now();
+    let metrics = ctx.metrics.clone();
+    let result = async move {
         if obj.metadata.deletion_timestamp.is_some() {
             if !finalizer::has_finalizer(&obj) {
                 return Ok(Action::await_change());
@@ -92,13 +106,16 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
         reconcile::apply(obj, &ctx).await
     }
     .instrument(span)
-    .await
+    .await;
+    metrics.reconciled(result.is_ok(), started.elapsed());
+    result
 }
 
 fn error_policy(obj: Arc<CvmInstance>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(
         namespace = obj.namespace().unwrap_or_default(),
-        name = obj.name_any(),
+        cvminstance = obj.name_any(),
+        instance_id = obj.status.as_ref().and_then(|s| s.instance_id.as_deref()),
         error = %error,
         "reconcile error"
     );

@@ -114,6 +114,7 @@ async fn create(t: &mut Target<'_>, cloud: &Arc<CvmClient>) -> Result<Action, Er
         .find(|i| i.tag(TAG_ATTEMPT) == Some(attempt_tag.as_str()))
     {
         let id = instance.instance_id.clone();
+        Span::current().record("instance_id", id.as_str());
         info!(instance_id = %id, "adopting the instance created by an earlier run");
         t.record(instance);
         t.event(

@@ -124,6 +124,9 @@ impl<'a> Target<'a> {
             )
             .await?;
         self.old = self.status.clone();
+        self.ctx
+            .metrics
+            .instance_state(&self.uid, self.status.instance_state.as_deref());
 
         if transition {
             let type_ = match health {

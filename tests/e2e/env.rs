@@ -139,6 +139,8 @@ pub const FAST_OPERATOR_ARGS: &[&str] = &[
 /// A cvm-operator process running as the ServiceAccount from deploy/.
 pub struct Operator {
     process: ManagedProcess,
+    /// Its `POD_NAME`, hence its identity in a leader-election Lease.
+    pub identity: String,
 }
 
 impl Operator {
@@ -169,6 +171,7 @@ impl Operator {
     ) -> Operator {
         let cp = support::control_plane();
         let kubeconfig = cp.service_account_kubeconfig("cvm-operator", "cvm-operator");
+        let identity = format!("{namespace}-{name}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cvm-operator"));
         cmd.arg("run")
             .args(["--endpoint", sim_endpoint, "--watch-namespace", namespace])
@@ -176,6 +179,7 @@ impl Operator {
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,cvm_operator=debug")
+            .env("POD_NAME", &identity)
             .env_remove("TENCENTCLOUD_SECRET_ID")
             .env_remove("TENCENTCLOUD_SECRET_KEY")
             .env_remove("TENCENTCLOUD_SESSION_TOKEN");
@@ -183,13 +187,38 @@ impl Operator {
             cmd.env("TENCENTCLOUD_SECRET_ID", SECRET_ID)
                 .env("TENCENTCLOUD_SECRET_KEY", SECRET_KEY);
         }
+        if !extra.contains(&"--http-addr") {
+            // Tests run in parallel: each operator serves on a free port of its own.
+            cmd.args(["--http-addr", "127.0.0.1:0"]);
+        }
         let process = ManagedProcess::spawn(name, cmd, dir.join(format!("{name}.log"))).unwrap();
-        Operator { process }
+        Operator { process, identity }
     }
 
     /// SIGKILL: no chance to finish anything, as in a node crash or OOM kill.
     pub fn kill(&self) {
         self.process.kill();
+    }
+
+    /// SIGTERM, as Kubernetes stops a Pod (SIGKILL after `grace`); returns the exit status.
+    pub fn terminate(&self, grace: Duration) -> String {
+        self.process.stop(grace);
+        self.process
+            .exit_status()
+            .unwrap_or_else(|| "still running".to_string())
+    }
+
+    /// The base URL of its HTTP server, once it logged the address it bound
+    /// (start it with `--http-addr 127.0.0.1:0`).
+    pub fn http_url(&self) -> Option<String> {
+        let log = self.log();
+        let at = log.find("http_addr")?;
+        let addr: String = log[at..]
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect();
+        Some(format!("http://{addr}"))
     }
 
     pub fn log(&self) -> String {

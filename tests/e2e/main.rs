@@ -9,5 +9,6 @@ mod support;
 mod env;
 mod failures;
 mod lifecycle;
+mod operations;
 mod recovery;
 mod validation;

@@ -1,0 +1,287 @@
+//! Prometheus metrics of the operator, exposed at `/metrics` (see `http`).
+//!
+//! One [`Metrics`] per process, shared by the controller (reconciles, instance states), the
+//! CVM client (as its [`ApiObserver`]: calls and rate-limit waits) and the leader election.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::tencent::config::ApiObserver;
+
+/// The prefix of every metric name.
+pub const PREFIX: &str = "cvm_operator";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `success` or `error`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiCallLabels {
+    pub action: String,
+    /// `Success` or the Tencent error code (`ClientError.*` for failures on our side).
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// The CVM instance state, verbatim (`PENDING`, `RUNNING`, ...).
+    pub state: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    api_calls: Family<ApiCallLabels, Counter>,
+    api_call_duration: HistogramFamily<ActionLabels>,
+    rate_limit_waits: Family<ActionLabels, Counter>,
+    rate_limit_wait_seconds: Family<ActionLabels, Counter<f64>>,
+    instances: Family<StateLabels, Gauge>,
+    /// The state last written for each resource UID; the `instances` gauge is derived from
+    /// it, so that a state change moves one instance from one series to the other.
+    instance_states: Mutex<HashMap<String, String>>,
+    leader: Gauge,
+    watch_synced: Gauge,
+}
+
+impl Default for Metrics {
+    /// Metrics that count but are not exported (e.g. in unit tests).
+    fn default() -> Self {
+        Self {
+            reconciles: Family::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            api_calls: Family::default(),
+            api_call_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
+            rate_limit_waits: Family::default(),
+            rate_limit_wait_seconds: Family::default(),
+            instances: Family::default(),
+            instance_states: Mutex::new(HashMap::new()),
+            leader: Gauge::default(),
+            watch_synced: Gauge::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry` (use one with [`PREFIX`]).
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "reconciles",
+            "Reconciles of CvmInstances by result",
+            metrics.reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile of a CvmInstance took",
+            metrics.reconcile_duration.clone(),
+        );
+        registry.register(
+            "cloud_api_calls",
+            "HTTP attempts to the CVM API by action and outcome (Success or the error code)",
+            metrics.api_calls.clone(),
+        );
+        registry.register(
+            "cloud_api_call_duration_seconds",
+            "Time one HTTP attempt to the CVM API took, by action",
+            metrics.api_call_duration.clone(),
+        );
+        registry.register(
+            "rate_limit_waits",
+            "CVM API calls that waited for the action's rate limit before being sent",
+            metrics.rate_limit_waits.clone(),
+        );
+        registry.register(
+            "rate_limit_wait_seconds",
+            "Total time CVM API calls waited for the action's rate limit",
+            metrics.rate_limit_wait_seconds.clone(),
+        );
+        registry.register(
+            "instances",
+            "CvmInstances by the instance state last written to their status",
+            metrics.instances.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease and runs the controller, else 0",
+            metrics.leader.clone(),
+        );
+        registry.register(
+            "watch_synced",
+            "1 once the controller's watch of CvmInstances has listed everything, else 0",
+            metrics.watch_synced.clone(),
+        );
+        metrics
+    }
+
+    pub fn reconciled(&self, success: bool, elapsed: Duration) {
+        let result = if success { "success" } else { "error" };
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+        self.reconcile_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records the instance state written for the resource `uid`; `None` (no instance, or the
+    /// resource is gone) stops counting it.
+    pub fn instance_state(&self, uid: &str, state: Option<&str>) {
+        let mut states = self
+            .instance_states
+            .lock()
+            .expect("instance states poisoned");
+        let previous = match state {
+            Some(state) => states.insert(uid.to_string(), state.to_string()),
+            None => states.remove(uid),
+        };
+        if previous.as_deref() == state {
+            return;
+        }
+        if let Some(previous) = previous {
+            self.instances
+                .get_or_create(&StateLabels { state: previous })
+                .dec();
+        }
+        if let Some(state) = state {
+            self.instances
+                .get_or_create(&StateLabels {
+                    state: state.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.get() == 1
+    }
+
+    pub fn set_watch_synced(&self, synced: bool) {
+        self.watch_synced.set(i64::from(synced));
+    }
+
+    pub fn watch_synced(&self) -> bool {
+        self.watch_synced.get() == 1
+    }
+}
+
+impl ApiObserver for Metrics {
+    fn api_call(&self, action: &str, outcome: &str, elapsed: Duration) {
+        self.api_calls
+            .get_or_create(&ApiCallLabels {
+                action: action.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.api_call_duration
+            .get_or_create(&ActionLabels {
+                action: action.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn rate_limit_wait(&self, action: &str, waited: Duration) {
+        let labels = ActionLabels {
+            action: action.to_string(),
+        };
+        self.rate_limit_waits.get_or_create(&labels).inc();
+        self.rate_limit_wait_seconds
+            .get_or_create(&labels)
+            .inc_by(waited.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    fn exported(registry: &Registry) -> String {
+        let mut text = String::new();
+        encode(&mut text, registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn instance_states_move_between_series_and_disappear_on_deletion() {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let metrics = Metrics::register(&mut registry);
+        metrics.instance_state("a", Some("PENDING"));
+        metrics.instance_state("b", Some("PENDING"));
+        metrics.instance_state("a", Some("RUNNING"));
+        metrics.instance_state("a", Some("RUNNING"));
+        let text = exported(&registry);
+        assert!(
+            text.contains("cvm_operator_instances{state=\"PENDING\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cvm_operator_instances{state=\"RUNNING\"} 1"),
+            "{text}"
+        );
+
+        metrics.instance_state("a", None);
+        metrics.instance_state("b", None);
+        metrics.instance_state("never-seen", None);
+        let text = exported(&registry);
+        assert!(
+            text.contains("cvm_operator_instances{state=\"PENDING\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cvm_operator_instances{state=\"RUNNING\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn api_calls_and_waits_are_counted_by_action_and_outcome() {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let metrics = Metrics::register(&mut registry);
+        metrics.api_call("RunInstances", "Success", Duration::from_millis(20));
+        metrics.api_call(
+            "RunInstances",
+            "ResourceInsufficient",
+            Duration::from_millis(20),
+        );
+        metrics.api_call("RunInstances", "Success", Duration::from_millis(20));
+        metrics.rate_limit_wait("DescribeInstances", Duration::from_millis(500));
+        metrics.reconciled(true, Duration::from_millis(30));
+        metrics.set_leader(true);
+        let text = exported(&registry);
+        for line in [
+            "cvm_operator_cloud_api_calls_total{action=\"RunInstances\",outcome=\"Success\"} 2",
+            "cvm_operator_cloud_api_calls_total{action=\"RunInstances\",outcome=\"ResourceInsufficient\"} 1",
+            "cvm_operator_rate_limit_waits_total{action=\"DescribeInstances\"} 1",
+            "cvm_operator_rate_limit_wait_seconds_total{action=\"DescribeInstances\"} 0.5",
+            "cvm_operator_reconciles_total{result=\"success\"} 1",
+            "cvm_operator_reconcile_duration_seconds_count 1",
+            "cvm_operator_leader 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(metrics.is_leader());
+    }
+}
