@@ -202,7 +202,7 @@ impl Operator {
 
     /// SIGTERM, as Kubernetes stops a Pod (SIGKILL after `grace`); returns the exit status.
     pub fn terminate(&self, grace: Duration) -> String {
-        self.process.stop(grace);
+        self.process.terminate(grace);
         self.process
             .exit_status()
             .unwrap_or_else(|| "still running".to_string())
