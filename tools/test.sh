@@ -52,4 +52,4 @@ step "rust components" ensure_rust_components
 step "control plane build" build_control_plane
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
-step "cargo test" cargo test --all-targets --locked
+step "cargo test" cargo test --locked --lib --bins --tests
