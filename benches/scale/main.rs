@@ -112,17 +112,12 @@ async fn run_all(args: Args) {
             if batching { "on" } else { "off" },
             cloud.physical_limit(n).as_secs_f64()
         );
-        let result = run_one(
-            &client,
-            n,
-            batching,
-            cloud,
-            extra,
-            &args.operator_env,
+        let measure = Measure {
+            env: &args.operator_env,
             resync,
-            args.periods,
-        )
-        .await;
+            periods: args.periods,
+        };
+        let result = run_one(&client, n, batching, cloud, extra, &measure).await;
         eprintln!("{}", report::table(std::slice::from_ref(&result)));
         results.push(result);
     }
@@ -146,16 +141,27 @@ async fn run_all(args: Args) {
     eprintln!("results written to {}", out.display());
 }
 
+/// What every run shares: the operator's environment and the steady-state measurement.
+#[derive(Clone, Copy)]
+struct Measure<'a> {
+    env: &'a [String],
+    resync: Duration,
+    periods: u32,
+}
+
 async fn run_one(
     client: &kube::Client,
     n: usize,
     batching: bool,
     cloud: Cloud,
     extra: Vec<String>,
-    env: &[String],
-    resync: Duration,
-    periods: u32,
+    measure: &Measure<'_>,
 ) -> RunResult {
+    let Measure {
+        env,
+        resync,
+        periods,
+    } = *measure;
     let cp = support::control_plane();
     let namespace = support::new_namespace(client, &format!("bench-{n}")).await;
     let dir = cp.work_dir().join(format!("bench-{namespace}"));
