@@ -40,6 +40,19 @@ pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
         Err(action) => return Ok(action),
     };
 
+    // Once the recorded instance was told to terminate, following it takes only its ID
+    // (batched 100 a call); the tag lookup (5 resources a call) runs once more at the end,
+    // to confirm that nothing else carrying the UID is left.
+    if let Some(id) = terminating_instance(&t) {
+        match cloud.describe_instance(&id).await {
+            Ok(Some(instance)) if instance.instance_state == "TERMINATING" => {
+                return Ok(Action::requeue(ctx.settings.poll_min));
+            }
+            Ok(_) => {}
+            Err(e) => return cloud_failure(&mut t, "DescribeInstances", &e).await,
+        }
+    }
+
     // Everything that may belong to this resource: the recorded instance and anything
     // carrying its UID tag (earlier attempts, or a creation whose ID was never recorded).
     let mut live = Vec::new();
@@ -118,6 +131,13 @@ pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
     );
     t.save(&health, false).await?;
     Ok(Action::requeue(ctx.settings.poll_min))
+}
+
+/// The recorded instance, if this cleanup already saw it terminating.
+fn terminating_instance(t: &Target<'_>) -> Option<String> {
+    (t.status.instance_state.as_deref() == Some("TERMINATING"))
+        .then(|| t.instance_id().map(str::to_string))
+        .flatten()
 }
 
 /// A token was persisted but no ID: RunInstances may have succeeded without the operator

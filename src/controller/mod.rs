@@ -15,6 +15,7 @@ mod target;
 pub use context::{Context, Settings};
 pub use error::Error;
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,7 +60,8 @@ pub async fn run(
                 metrics.set_watch_synced(true);
             }
         })
-        .touched_objects();
+        .touched_objects()
+        .predicate_filter(reconcile_inputs, Default::default());
     Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(concurrency))
         .reconcile_on(triggers)
@@ -109,6 +111,19 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
     .await;
     metrics.reconciled(result.is_ok(), started.elapsed());
     result
+}
+
+/// What a reconcile acts on: the spec (through the generation) and deletion. Our own status
+/// writes come back as watch events; without this filter each one would start another
+/// reconcile and another cloud call. Timers and the sweeper cover everything else.
+fn reconcile_inputs(obj: &CvmInstance) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    (
+        obj.metadata.generation,
+        obj.metadata.deletion_timestamp.is_some(),
+    )
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 fn error_policy(obj: Arc<CvmInstance>, error: &Error, ctx: Arc<Context>) -> Action {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use kube::runtime::reflector::ObjectRef;
@@ -23,6 +23,8 @@ struct Entry {
     client: Arc<CvmClient>,
     instance_id: String,
     fingerprint: Fingerprint,
+    /// When the instance was last seen as `fingerprint` (registration or a sweep).
+    confirmed: Instant,
 }
 
 /// What a sweep compares: a change in any of these needs a reconcile.
@@ -73,6 +75,7 @@ impl Sweeper {
             client,
             instance_id: instance.instance_id.clone(),
             fingerprint: Fingerprint::of(instance),
+            confirmed: Instant::now(),
         };
         self.entries
             .lock()
@@ -85,6 +88,20 @@ impl Sweeper {
             .lock()
             .expect("sweeper poisoned")
             .remove(object);
+    }
+
+    /// Whether `object` is registered for `instance_id` and was seen unchanged within `max_age`.
+    pub fn vouches_for(
+        &self,
+        object: &ObjectRef<CvmInstance>,
+        instance_id: &str,
+        max_age: Duration,
+    ) -> bool {
+        self.entries
+            .lock()
+            .expect("sweeper poisoned")
+            .get(object)
+            .is_some_and(|e| e.instance_id == instance_id && e.confirmed.elapsed() <= max_age)
     }
 
     pub fn len(&self) -> usize {
@@ -110,6 +127,7 @@ impl Sweeper {
     pub async fn sweep(&self) {
         for (client, members) in self.groups() {
             let ids: Vec<String> = members.iter().map(|(_, id, _)| id.clone()).collect();
+            let swept_at = Instant::now();
             let found = match client.describe_instances(&ids).await {
                 Ok(found) => found,
                 Err(e) => {
@@ -127,6 +145,7 @@ impl Sweeper {
             };
             let by_id: HashMap<&str, &Instance> =
                 found.iter().map(|i| (i.instance_id.as_str(), i)).collect();
+            let mut unchanged = Vec::with_capacity(members.len());
             for (object, id, fingerprint) in members {
                 let changed = by_id
                     .get(id.as_str())
@@ -134,7 +153,23 @@ impl Sweeper {
                 if changed {
                     debug!(instance_id = %id, "instance changed since last sweep");
                     self.trigger(object);
+                } else {
+                    unchanged.push((object, id));
                 }
+            }
+            self.confirm(&unchanged, swept_at);
+        }
+    }
+
+    /// Records that these instances were seen unchanged by the call sent at `at`.
+    fn confirm(&self, seen: &[(ObjectRef<CvmInstance>, String)], at: Instant) {
+        let mut entries = self.entries.lock().expect("sweeper poisoned");
+        for (object, id) in seen {
+            // A resource registered again meanwhile (another instance) is not confirmed.
+            if let Some(entry) = entries.get_mut(object)
+                && entry.instance_id == *id
+            {
+                entry.confirmed = entry.confirmed.max(at);
             }
         }
     }
@@ -166,5 +201,69 @@ impl Sweeper {
                 ));
         }
         groups.into_values().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tencent::config::ClientConfig;
+    use crate::tencent::credentials::Credentials;
+    use crate::tencent::pool::ClientPool;
+
+    fn client() -> Arc<CvmClient> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let pool = ClientPool::new(ClientConfig {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        pool.get(&Credentials::new("AKID1", "k1"), "ap-guangzhou")
+    }
+
+    fn instance(id: &str) -> Instance {
+        Instance {
+            instance_id: id.into(),
+            instance_state: "RUNNING".into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn vouches_only_for_the_registered_instance_while_fresh() {
+        let (sweeper, _triggers) = Sweeper::new();
+        let object = ObjectRef::<CvmInstance>::new("web-1").within("team-a");
+        let minute = Duration::from_secs(60);
+        assert!(!sweeper.vouches_for(&object, "ins-1", minute));
+
+        sweeper.register(object.clone(), client(), &instance("ins-1"));
+        assert!(sweeper.vouches_for(&object, "ins-1", minute));
+        assert!(!sweeper.vouches_for(&object, "ins-2", minute));
+        assert!(!sweeper.vouches_for(&object, "ins-1", Duration::ZERO));
+
+        sweeper.unregister(&object);
+        assert!(!sweeper.vouches_for(&object, "ins-1", minute));
+    }
+
+    #[tokio::test]
+    async fn confirming_a_replaced_registration_does_not_refresh_it() {
+        let (sweeper, _triggers) = Sweeper::new();
+        let object = ObjectRef::<CvmInstance>::new("web-1").within("team-a");
+        sweeper.register(object.clone(), client(), &instance("ins-2"));
+        let registered = sweeper.entries.lock().unwrap()[&object].confirmed;
+        // A sweep that saw the previous instance must not vouch for the new one.
+        sweeper.confirm(
+            &[(object.clone(), "ins-1".to_string())],
+            registered + Duration::from_secs(5),
+        );
+        assert_eq!(
+            sweeper.entries.lock().unwrap()[&object].confirmed,
+            registered
+        );
+        sweeper.confirm(
+            &[(object.clone(), "ins-2".to_string())],
+            registered + Duration::from_secs(5),
+        );
+        assert!(sweeper.entries.lock().unwrap()[&object].confirmed > registered);
     }
 }

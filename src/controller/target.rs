@@ -128,12 +128,18 @@ impl<'a> Target<'a> {
             .metrics
             .instance_state(&self.uid, self.status.instance_state.as_deref());
 
-        if transition {
-            let type_ = match health {
-                Health::Stalled { .. } => EventType::Warning,
-                _ if warning => EventType::Warning,
-                _ => EventType::Normal,
-            };
+        // Steps of normal progress (Creating, Provisioning, WaitingForPublicIp, Terminating)
+        // get no Event of their own: the condition says where things stand, and the explicit
+        // Events (InstanceCreated, TerminatingInstance...) mark the milestones. Each Event is
+        // an API call and stays in the recorder's cache for minutes, which at thousands of
+        // resources is a large part of the operator's memory.
+        let type_ = match health {
+            Health::Stalled { .. } => Some(EventType::Warning),
+            _ if warning => Some(EventType::Warning),
+            Health::Ready { .. } => Some(EventType::Normal),
+            _ => None,
+        };
+        if transition && let Some(type_) = type_ {
             self.event(type_, health.reason(), health.message(), "Reconcile")
                 .await;
         }

@@ -658,6 +658,17 @@ impl CvmClient {
     /// Terminates instances, 100 per call. Already gone or already terminating counts as done;
     /// the first other error is returned after every instance has been tried.
     pub async fn terminate_instances(&self, ids: &[String]) -> Result<(), CloudError> {
+        if let Some(batcher) = &self.terminate_batcher {
+            // Concurrent deletions share calls: one resource rarely has more than one ID,
+            // and TerminateInstances is limited to 10 calls a second.
+            let ids = dedup(ids);
+            let outcomes =
+                futures::future::join_all(ids.iter().map(|id| batcher.submit(id.clone()))).await;
+            return outcomes
+                .into_iter()
+                .find_map(Result::err)
+                .map_or(Ok(()), Err);
+        }
         let mut first_error = None;
         for chunk in dedup(ids).chunks(MAX_IDS_PER_CALL) {
             let outcome = Arc::clone(&self.core)

@@ -1,0 +1,154 @@
+//! N CvmInstances: created at once through the kube API, followed with a watch until they
+//! are Ready or gone, and deleted at once.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use cvm_operator::api::CvmInstance;
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tokio::sync::watch;
+
+/// Requests the benchmark keeps in flight against the API server while creating.
+const CREATE_CONCURRENCY: usize = 32;
+
+/// A pay-as-you-go instance with a public IP, so Ready waits for boot and IP.
+fn manifest(name: &str) -> CvmInstance {
+    serde_json::from_value(json!({
+        "apiVersion": "cvm-operator.io/v1alpha1",
+        "kind": "CvmInstance",
+        "metadata": {"name": name},
+        "spec": {
+            "region": "ap-guangzhou",
+            "zone": "ap-guangzhou-3",
+            "instanceType": "S5.MEDIUM2",
+            "imageId": "img-eb30mz89",
+            "billing": {"mode": "PayAsYouGo"},
+            "network": {
+                "securityGroupIds": ["sg-5t6u7v8w"],
+                "publicIp": {"maxBandwidthOutMbps": 10}
+            },
+            "login": {"keyIds": ["skey-3x4y5z6a"]},
+            "tags": {"bench": "scale"},
+            "deletionPolicy": "Delete"
+        }
+    }))
+    .expect("the benchmark manifest is a valid CvmInstance")
+}
+
+/// Creates `n` CvmInstances named `bench-0..n`, many requests at a time.
+pub async fn create_all(api: &Api<CvmInstance>, n: usize) {
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let obj = manifest(&format!("bench-{i}"));
+                api.create(&PostParams::default(), &obj)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("create bench-{i}: {e}"))
+            }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Deletes every CvmInstance of the namespace in one request.
+pub async fn delete_all(api: &Api<CvmInstance>) {
+    api.delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .expect("delete the CvmInstances");
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub present: usize,
+    pub ready: usize,
+}
+
+/// Counts the namespace's CvmInstances, and how many are Ready, from a watch.
+pub struct Tracker {
+    counts: watch::Receiver<Counts>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Tracker {
+    pub fn start(api: Api<CvmInstance>) -> Tracker {
+        let (tx, counts) = watch::channel(Counts::default());
+        let task = tokio::spawn(async move {
+            let mut ready: HashMap<String, bool> = HashMap::new();
+            let mut events =
+                std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                        ready.insert(obj.name_any(), is_ready(&obj));
+                    }
+                    Ok(watcher::Event::Delete(obj)) => {
+                        ready.remove(&obj.name_any());
+                    }
+                    Ok(watcher::Event::Init) => ready.clear(),
+                    Ok(watcher::Event::InitDone) | Err(_) => {}
+                }
+                let _ = tx.send(Counts {
+                    present: ready.len(),
+                    ready: ready.values().filter(|r| **r).count(),
+                });
+            }
+        });
+        Tracker { counts, task }
+    }
+
+    /// Waits until `done` holds and returns the time since `started`; prints progress every
+    /// 10 s; `None` once `timeout` has passed since `started`.
+    pub async fn wait(
+        &mut self,
+        what: &str,
+        started: Instant,
+        timeout: Duration,
+        done: impl Fn(Counts) -> bool,
+    ) -> Option<Duration> {
+        let deadline = started + timeout;
+        let mut next_report = Instant::now() + Duration::from_secs(10);
+        loop {
+            let counts = *self.counts.borrow_and_update();
+            if done(counts) {
+                return Some(started.elapsed());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                eprintln!("    gave up waiting for {what} after {timeout:?}: {counts:?}");
+                return None;
+            }
+            if now >= next_report {
+                eprintln!(
+                    "    {:>5.0}s  {what}: {} present, {} Ready",
+                    started.elapsed().as_secs_f64(),
+                    counts.present,
+                    counts.ready
+                );
+                next_report += Duration::from_secs(10);
+            }
+            let wake = deadline.min(next_report);
+            let _ = tokio::time::timeout_at(wake.into(), self.counts.changed()).await;
+        }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn is_ready(obj: &CvmInstance) -> bool {
+    obj.status
+        .as_ref()
+        .and_then(|s| s.condition("Ready"))
+        .is_some_and(|c| c.status == "True")
+}

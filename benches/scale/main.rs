@@ -1,0 +1,242 @@
+//! Scale benchmark: N CvmInstances applied at once against the real control plane and
+//! cvm-sim at Tencent's rate limits, with the release-built operator as its own process.
+//! See docs/performance.md; run with `tools/bench.sh [N...]`.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+mod fleet;
+mod proc_stats;
+mod report;
+mod world;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use cvm_operator::api::CvmInstance;
+use kube::Api;
+
+use fleet::Tracker;
+use report::RunResult;
+use world::{Cloud, Operator, Sim};
+
+#[derive(Parser, Debug)]
+#[command(about = "cvm-operator scale benchmark")]
+struct Args {
+    /// Numbers of CvmInstances, one run per number and batching mode.
+    #[arg(default_values_t = [100, 1000])]
+    sizes: Vec<usize>,
+    /// Also a memory run with this many CvmInstances (batching on), with the simulator's
+    /// and the operator's rate limits raised 20-fold and a 2 s boot.
+    #[arg(long)]
+    big: Option<usize>,
+    /// Batching modes to run for each size.
+    #[arg(long, value_delimiter = ',', default_values_t = [String::from("on"), String::from("off")])]
+    batching: Vec<String>,
+    /// The operator's --resync-seconds during the benchmark.
+    #[arg(long, default_value_t = 10.0)]
+    resync_seconds: f64,
+    /// Resync periods over which steady-state DescribeInstances are counted.
+    #[arg(long, default_value_t = 4)]
+    periods: u32,
+    /// Extra argument for the operator (repeat for several), e.g. --operator-arg=--concurrency=16.
+    #[arg(long = "operator-arg", allow_hyphen_values = true)]
+    operator_args: Vec<String>,
+    /// Extra environment variable for the operator, KEY=VALUE (repeat for several), e.g.
+    /// --operator-env=MALLOC_ARENA_MAX=2.
+    #[arg(long = "operator-env")]
+    operator_env: Vec<String>,
+    /// Where the Markdown results go (default: target/bench/scale-<unix time>.md).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(run_all(args));
+}
+
+async fn run_all(args: Args) {
+    let cp = support::control_plane();
+    world::install_deploy();
+    let client = cp.admin_client().await;
+    let resync = Duration::from_secs_f64(args.resync_seconds);
+
+    let mut plan: Vec<(usize, bool, Cloud, Vec<String>)> = Vec::new();
+    for &n in &args.sizes {
+        for mode in &args.batching {
+            let batching = match mode.as_str() {
+                "on" => true,
+                "off" => false,
+                other => panic!("--batching takes on and/or off, not {other}"),
+            };
+            plan.push((n, batching, Cloud::REAL, args.operator_args.clone()));
+        }
+    }
+    if let Some(n) = args.big {
+        let cloud = Cloud {
+            run_instances_rate: 200,
+            describe_instances_rate: 800,
+            terminate_instances_rate: 200,
+            pending_seconds: 2.0,
+            public_ip_delay_seconds: 1.0,
+            terminating_seconds: 1.0,
+        };
+        let mut extra = vec![
+            format!("--run-instances-rate={}", cloud.run_instances_rate),
+            format!(
+                "--describe-instances-rate={}",
+                cloud.describe_instances_rate
+            ),
+            format!(
+                "--terminate-instances-rate={}",
+                cloud.terminate_instances_rate
+            ),
+        ];
+        extra.extend(args.operator_args.iter().cloned());
+        plan.push((n, true, cloud, extra));
+    }
+
+    let mut results = Vec::new();
+    for (n, batching, cloud, extra) in plan {
+        eprintln!(
+            "== N={n}, batching {} (physical limit {:.0} s)",
+            if batching { "on" } else { "off" },
+            cloud.physical_limit(n).as_secs_f64()
+        );
+        let measure = Measure {
+            env: &args.operator_env,
+            resync,
+            periods: args.periods,
+        };
+        let result = run_one(&client, n, batching, cloud, extra, &measure).await;
+        eprintln!("{}", report::table(std::slice::from_ref(&result)));
+        results.push(result);
+    }
+
+    let text = format!(
+        "{}\n{}",
+        report::table(&results),
+        report::settings(&results)
+    );
+    println!("{text}");
+    let out = args.out.unwrap_or_else(|| {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        PathBuf::from(world::REPO).join(format!("target/bench/scale-{unix}.md"))
+    });
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).expect("create the results directory");
+    }
+    std::fs::write(&out, text).expect("write the results");
+    eprintln!("results written to {}", out.display());
+}
+
+/// What every run shares: the operator's environment and the steady-state measurement.
+#[derive(Clone, Copy)]
+struct Measure<'a> {
+    env: &'a [String],
+    resync: Duration,
+    periods: u32,
+}
+
+async fn run_one(
+    client: &kube::Client,
+    n: usize,
+    batching: bool,
+    cloud: Cloud,
+    extra: Vec<String>,
+    measure: &Measure<'_>,
+) -> RunResult {
+    let Measure {
+        env,
+        resync,
+        periods,
+    } = *measure;
+    let cp = support::control_plane();
+    let namespace = support::new_namespace(client, &format!("bench-{n}")).await;
+    let dir = cp.work_dir().join(format!("bench-{namespace}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sim = Sim::start(&dir, &cloud).await;
+
+    let mut operator_args = vec![format!("--resync-seconds={}", resync.as_secs_f64())];
+    if !batching {
+        operator_args.push("--no-batching".into());
+    }
+    operator_args.extend(extra.iter().cloned());
+    let mut extra = extra;
+    extra.extend(env.iter().map(|e| format!("env {e}")));
+    let operator = Operator::start(&dir, &sim, &namespace, &operator_args, env).await;
+    eprintln!("    operator log: {}", operator.log_path().display());
+
+    let api: Api<CvmInstance> = Api::namespaced(client.clone(), &namespace);
+    let mut tracker = Tracker::start(api.clone());
+    let limit = cloud.physical_limit(n);
+    let patience = limit.mul_f64(4.0) + Duration::from_secs(120);
+
+    // Create: every CvmInstance at once, then wait for all to be Ready.
+    let started = Instant::now();
+    fleet::create_all(&api, n).await;
+    let applied = started.elapsed();
+    let ready = tracker
+        .wait("Ready", started, patience, |c| c.ready >= n)
+        .await;
+    let create_calls = sim.admin.counters().await.expect("sim counters");
+    let at_ready = operator.stats();
+
+    // Steady state: nothing changes; count DescribeInstances per resync period.
+    sim.admin.reset_counters().await.expect("reset counters");
+    let steady_start = Instant::now();
+    let mut steady_describes = Vec::new();
+    let mut seen = 0;
+    let mut steady_rate_limited = 0;
+    for period in 1..=periods {
+        tokio::time::sleep_until((steady_start + resync * period).into()).await;
+        let counters = sim.admin.counters().await.expect("sim counters");
+        let so_far = report::total(&counters, "DescribeInstances");
+        steady_describes.push(so_far - seen);
+        seen = so_far;
+        steady_rate_limited = report::rate_limited(&counters);
+    }
+
+    // Delete: all at once, then wait until every resource is gone.
+    sim.admin.reset_counters().await.expect("reset counters");
+    let deleting = Instant::now();
+    fleet::delete_all(&api).await;
+    let gone = tracker
+        .wait("deletion", deleting, patience, |c| c.present == 0)
+        .await;
+    let delete_calls = sim.admin.counters().await.expect("sim counters");
+    let at_end = operator.stats();
+
+    let rate_limited = report::rate_limited(&create_calls)
+        + steady_rate_limited
+        + report::rate_limited(&delete_calls);
+    drop(operator);
+    drop(sim);
+    RunResult {
+        n,
+        batching,
+        cloud,
+        operator_args: extra,
+        applied,
+        ready,
+        create_calls,
+        steady_describes,
+        resync,
+        gone,
+        delete_calls,
+        rate_limited,
+        at_ready,
+        at_end,
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Scale benchmark (docs/performance.md): the real control plane, cvm-sim at Tencent's rate
+# limits and the release-built operator as its own process.
+#
+#   tools/bench.sh                  # N = 100 and 1000, batching on and off, plus 10,000 for memory
+#   tools/bench.sh 100              # only N = 100, both modes
+#   tools/bench.sh 1000 --batching on --periods 6 --operator-arg=--concurrency=32
+#
+# Results: printed, and written to target/bench/scale-<unix time>.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -z "${CVM_OPERATOR_CONTROL_PLANE_BIN:-}" ]]; then
+    # Builds kube-apiserver, etcd and kubectl once; later runs only print the cached path.
+    CVM_OPERATOR_CONTROL_PLANE_BIN="$(tools/build-control-plane.sh | tail -n 1)"
+    export CVM_OPERATOR_CONTROL_PLANE_BIN
+fi
+
+if [[ $# -eq 0 ]]; then
+    set -- 100 1000 --big 10000
+fi
+exec nice cargo bench --bench scale -- "$@"
