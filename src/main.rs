@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
-use kube::runtime::events::{Recorder, Reporter};
 use prometheus_client::registry::Registry;
 use tracing::{error, info, warn};
 
-use cvm_operator::controller::{self, Context, Settings, sweep::Sweeper};
+use cvm_operator::controller::{self, Context, Settings, events::EventPublisher, sweep::Sweeper};
 use cvm_operator::http;
 use cvm_operator::leader::{LeaderElector, LeaseSettings, default_identity};
 use cvm_operator::metrics::{self, Metrics};
@@ -218,15 +217,12 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
     };
     metrics.set_leader(true);
 
-    let reporter = Reporter {
-        controller: "cvm-operator".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let recorder = Recorder::new(kube.clone(), reporter);
+    let instance = std::env::var("POD_NAME").unwrap_or_else(|_| default_identity());
+    let events = EventPublisher::new(kube.clone(), instance);
     let (sweeper, triggers) = Sweeper::new();
     tokio::spawn(sweeper.clone().run(settings.resync));
     let ctx = Arc::new(
-        Context::new(kube, recorder, clouds, settings, sweeper).with_metrics(metrics.clone()),
+        Context::new(kube, events, clouds, settings, sweeper).with_metrics(metrics.clone()),
     );
 
     info!(endpoint = ?args.endpoint, "cvm-operator starting");

@@ -1,12 +1,12 @@
-//! What every reconcile shares: clients, the Event recorder, settings, per-object backoff.
+//! What every reconcile shares: clients, the Event publisher, settings, per-object backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::runtime::events::Recorder;
 use rand::Rng;
 
+use super::events::EventPublisher;
 use super::sweep::Sweeper;
 use crate::metrics::Metrics;
 use crate::tencent::credentials::Credentials;
@@ -51,7 +51,7 @@ impl Default for Settings {
 
 pub struct Context {
     pub kube: kube::Client,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     pub clouds: ClientPool,
     pub settings: Settings,
     pub sweeper: Arc<Sweeper>,
@@ -63,14 +63,14 @@ pub struct Context {
 impl Context {
     pub fn new(
         kube: kube::Client,
-        recorder: Recorder,
+        events: EventPublisher,
         clouds: ClientPool,
         settings: Settings,
         sweeper: Arc<Sweeper>,
     ) -> Self {
         Self {
             kube,
-            recorder,
+            events,
             clouds,
             settings,
             sweeper,

@@ -5,6 +5,7 @@ pub mod conditions;
 mod context;
 pub mod credentials;
 mod error;
+pub mod events;
 mod finalizer;
 pub mod observe;
 mod reconcile;

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::events::EventType;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use tracing::{Span, info};
 
@@ -35,13 +35,14 @@ pub async fn apply(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error
             return Ok(Action::await_change());
         }
         t.refresh(fresh.status.unwrap_or_default());
+        // The span has the ID only if the cached object had one; the fresh read may add it.
+        if let Some(id) = t.instance_id() {
+            Span::current().record("instance_id", id);
+        }
     }
     match t.instance_id().map(str::to_string) {
         None => create(&mut t, &cloud).await,
-        Some(id) => {
-            Span::current().record("instance_id", id.as_str());
-            observe(&mut t, &cloud, &id).await
-        }
+        Some(id) => observe(&mut t, &cloud, &id).await,
     }
 }
 

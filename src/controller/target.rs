@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::events::EventType;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use tracing::warn;
 
@@ -131,8 +131,7 @@ impl<'a> Target<'a> {
         // Steps of normal progress (Creating, Provisioning, WaitingForPublicIp, Terminating)
         // get no Event of their own: the condition says where things stand, and the explicit
         // Events (InstanceCreated, TerminatingInstance...) mark the milestones. Each Event is
-        // an API call and stays in the recorder's cache for minutes, which at thousands of
-        // resources is a large part of the operator's memory.
+        // an API call and an object in etcd for an hour.
         let type_ = match health {
             Health::Stalled { .. } => Some(EventType::Warning),
             _ if warning => Some(EventType::Warning),
@@ -148,18 +147,11 @@ impl<'a> Target<'a> {
 
     /// Publishes an Event; a failure to publish is logged, never fatal.
     pub async fn event(&self, type_: EventType, reason: &str, note: &str, action: &str) {
-        let event = Event {
-            type_,
-            reason: reason.to_string(),
-            // The API server rejects notes over 1 KiB.
-            note: Some(note.chars().take(1000).collect()),
-            action: action.to_string(),
-            secondary: None,
-        };
+        let regarding = self.obj.object_ref(&());
         if let Err(e) = self
             .ctx
-            .recorder
-            .publish(&event, &self.obj.object_ref(&()))
+            .events
+            .publish(&regarding, type_, reason, note, action)
             .await
         {
             warn!(error = %e, reason, "could not publish Event");

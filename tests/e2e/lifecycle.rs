@@ -100,6 +100,11 @@ async fn examples_become_ready_with_ids_and_ips_and_deletion_terminates_them() {
         }
     }
     let events = env.event_reasons();
+    let log = env.operator.as_ref().unwrap().log();
+    assert!(
+        !log.contains("could not publish Event"),
+        "an Event was refused"
+    );
     assert!(events.contains("InstanceCreated"), "{events}");
     assert!(events.contains("InstanceRunning"), "{events}");
 
