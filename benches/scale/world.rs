@@ -73,29 +73,7 @@ impl Cloud {
     }
 }
 
-/// Applies deploy/ (CRD, RBAC) once and waits for the CRD.
-pub fn install_deploy() {
-    let cp = support::control_plane();
-    kubectl_ok(
-        cp.kubectl()
-            .args(["apply", "-k", &format!("{REPO}/deploy")]),
-    );
-    kubectl_ok(cp.kubectl().args([
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/cvminstances.cvm-operator.io",
-    ]));
-}
-
-fn kubectl_ok(cmd: &mut Command) {
-    let out = cmd.output().expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+pub use crate::support::install_deploy;
 
 pub struct Sim {
     process: ManagedProcess,

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use cvm_operator::api::CvmInstance;
@@ -19,36 +18,7 @@ pub const SECRET_KEY: &str = "simulatorsecretkey000000000000000";
 
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-/// Installs deploy/ (namespace, CRD, RBAC, Deployment) once per test binary and waits for
-/// the CRD to be Established.
-pub fn install_deploy() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let cp = support::control_plane();
-        kubectl_ok(
-            cp.kubectl()
-                .args(["apply", "-k", &format!("{REPO}/deploy")]),
-        );
-        kubectl_ok(cp.kubectl().args([
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/cvminstances.cvm-operator.io",
-        ]));
-    });
-}
-
-/// Runs kubectl and panics with its output unless it succeeds.
-pub fn kubectl_ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use crate::support::{install_deploy, kubectl_ok};
 
 pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())

@@ -122,6 +122,38 @@ where
     }
 }
 
+/// Runs a command (kubectl) and panics with its output unless it succeeds; returns stdout.
+pub fn kubectl_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Applies deploy/ (namespace, CRD, RBAC, Deployment) once per process and waits for the CRD
+/// to be Established.
+pub fn install_deploy() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let cp = control_plane();
+        let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+        kubectl_ok(cp.kubectl().args(["apply", "-k", deploy]));
+        kubectl_ok(cp.kubectl().args([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/cvminstances.cvm-operator.io",
+        ]));
+    });
+}
+
 /// kube and reqwest use rustls without a default crypto provider; pick ring once.
 pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
