@@ -11,4 +11,5 @@ mod failures;
 mod lifecycle;
 mod operations;
 mod recovery;
+mod secrets;
 mod validation;
