@@ -39,6 +39,16 @@ crane="$(tools/build-go-tools.sh | tail -n1)/crane"
 #    with an explicit --target: build scripts and proc-macros are then built for the host
 #    without crt-static (proc-macros cannot be static). The cargo home is remapped so that
 #    the paths of dependency sources compiled into panic messages do not depend on it.
+#    Run from `cargo test` (tests/packaging), this script inherits what cargo sets for test
+#    binaries (CARGO_MANIFEST_DIR, CARGO_PKG_*, OUT_DIR...). Build scripts such as ring's
+#    declare rerun-if-env-changed on some of them, so half the dependencies would be rebuilt
+#    each time the script alternates between tools/test.sh and a test: drop them.
+for var in $(compgen -e); do
+	case $var in
+	CARGO_PKG_* | CARGO_MANIFEST_* | CARGO_BIN_* | CARGO_CRATE_NAME | CARGO_PRIMARY_PACKAGE | \
+		CARGO_TARGET_TMPDIR | CARGO_RUSTC_CURRENT_DIR | OUT_DIR | SOURCE_DATE_EPOCH) unset "$var" ;;
+	esac
+done
 target=x86_64-unknown-linux-gnu
 log "cargo build --release --target $target (static)"
 RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
@@ -55,7 +65,10 @@ deb="$debs/ca-certificates_${CA_CERTIFICATES_VERSION}_all.deb"
 mkdir -p "$debs"
 if [[ ! -f $deb ]]; then
 	log "apt-get download ca-certificates=$CA_CERTIFICATES_VERSION"
-	(cd "$debs" && apt-get download -q "ca-certificates=$CA_CERTIFICATES_VERSION" >&2) || {
+	# A fresh machine may have no package lists yet: fetch them once (as root) and retry.
+	(cd "$debs" && { apt-get download -q "ca-certificates=$CA_CERTIFICATES_VERSION" >&2 ||
+		{ [[ $(id -u) == 0 ]] && apt-get update -q >&2 &&
+			apt-get download -q "ca-certificates=$CA_CERTIFICATES_VERSION" >&2; }; }) || {
 		log "ca-certificates $CA_CERTIFICATES_VERSION is not in the apt archive (run apt-get update;"
 		log "if Debian replaced it, bump tools/image/ca-certificates.env and the Dockerfile)"
 		exit 1

@@ -36,7 +36,9 @@ mkdir -p "$staging/debs" "$staging/root" "$staging/bin"
 for entry in "${packages[@]}"; do
 	read -r name version sha256 <<<"$entry"
 	log "apt-get download $name=$version"
-	(cd "$staging/debs" && apt-get download -q "$name=$version" >&2) || {
+	# A fresh machine may have no package lists yet: fetch them once (as root) and retry.
+	(cd "$staging/debs" && { apt-get download -q "$name=$version" >&2 ||
+		{ [[ $(id -u) == 0 ]] && apt-get update -q >&2 && apt-get download -q "$name=$version" >&2; }; }) || {
 		log "$name $version is not in the apt archive (apt-get update; or bump it in $0)"
 		exit 1
 	}
