@@ -183,7 +183,7 @@ fn the_image_is_small_static_non_root_and_carries_only_mozilla_roots() {
 }
 
 #[test]
-fn the_docker_archive_is_named_and_importable_by_containerd() {
+fn the_docker_archive_carries_the_image_name() {
     let image = built();
     let manifest = kubectl_ok(
         Command::new("tar")
