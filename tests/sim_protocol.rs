@@ -248,6 +248,13 @@ async fn run_instances_validates_like_the_real_api() {
             "MissingParameter",
         ),
         (
+            // What the operator used to send for a spot instance without a bid.
+            run_body(
+                json!({"InstanceChargeType": "SPOTPAID", "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {"MaxPrice": ""}}}),
+            ),
+            "InvalidParameterValue",
+        ),
+        (
             run_body(
                 json!({"LoginSettings": {"Password": "Qcloud@123456", "KeyIds": ["skey-abcdefgh"]}}),
             ),

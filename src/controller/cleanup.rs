@@ -17,6 +17,7 @@ use super::finalizer;
 use super::reconcile::{cloud_client, cloud_failure};
 use super::target::Target;
 use crate::api::{CvmInstance, DeletionPolicy, TAG_UID};
+use crate::tencent::types::Instance;
 
 pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error> {
     let mut t = Target::new(obj, ctx)?;
@@ -98,10 +99,10 @@ pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
         return release(&t).await;
     }
 
-    let to_terminate: Vec<String> = live
+    let to_terminate: Vec<Instance> = live
         .iter()
         .filter(|i| i.instance_state != "TERMINATING")
-        .map(|i| i.instance_id.clone())
+        .cloned()
         .collect();
     if !to_terminate.is_empty() {
         if let Err(e) = cloud.terminate_instances(&to_terminate).await
@@ -109,10 +110,14 @@ pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
         {
             return cloud_failure(&mut t, "TerminateInstances", &e).await;
         }
+        let ids: Vec<&str> = to_terminate
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect();
         t.event(
             EventType::Normal,
             "TerminatingInstance",
-            &format!("TerminateInstances {}", to_terminate.join(", ")),
+            &format!("TerminateInstances {}", ids.join(", ")),
             "Delete",
         )
         .await;

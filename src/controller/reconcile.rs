@@ -20,6 +20,7 @@ use super::target::Target;
 use crate::api::{CvmInstance, TAG_UID};
 use crate::tencent::client::CvmClient;
 use crate::tencent::error::CloudError;
+use crate::tencent::types::Instance;
 
 pub async fn apply(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error> {
     let mut t = Target::new(obj, ctx)?;
@@ -184,7 +185,7 @@ async fn observe(t: &mut Target<'_>, cloud: &Arc<CvmClient>, id: &str) -> Result
         Err(e) => cloud_failure(t, "DescribeInstances", &e).await,
         Ok(Some(instance)) => {
             if instance.instance_state == "LAUNCH_FAILED" && spec_changed_since_failure(t) {
-                return retry_failed_launch(t, cloud, id).await;
+                return retry_failed_launch(t, cloud, &instance).await;
             }
             t.record(&instance);
             report(t, cloud, &instance).await
@@ -214,10 +215,13 @@ fn spec_changed_since_failure(t: &Target<'_>) -> bool {
 async fn retry_failed_launch(
     t: &mut Target<'_>,
     cloud: &CvmClient,
-    id: &str,
+    failed: &Instance,
 ) -> Result<Action, Error> {
+    let id = failed.instance_id.as_str();
     // Best effort: a failed launch holds no resources, and some regions refuse to terminate it.
-    let _ = cloud.terminate_instance(id).await;
+    let _ = cloud
+        .terminate_instances(std::slice::from_ref(failed))
+        .await;
     new_attempt(
         t,
         "RetryingLaunch",

@@ -135,25 +135,29 @@ pub fn run_instances_request(
             resource_type: "instance".to_string(),
             tags,
         }],
-        instance_market_options: (spec.billing.mode == BillingMode::Spot).then(|| {
-            InstanceMarketOptions {
-                market_type: "spot".to_string(),
-                spot_options: SpotOptions {
-                    max_price: spec
-                        .billing
-                        .spot
-                        .as_ref()
-                        .and_then(|s| s.max_price.clone())
-                        .unwrap_or_default(),
-                    spot_instance_type: Some("one-time".to_string()),
-                },
-            }
-        }),
+        instance_market_options: spot_market_options(spec),
         user_data: spec.user_data.as_ref().map(|text| {
             SecretString::new(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()))
         }),
         dry_run: None,
     }
+}
+
+/// Market options for a spot instance with a bid. Without a bid none are sent: the API then
+/// charges the current fixed-discount price (reference §2.2), whereas market options with
+/// an empty `MaxPrice` are refused, since `SpotOptions.MaxPrice` is required in the object.
+fn spot_market_options(spec: &CvmInstanceSpec) -> Option<InstanceMarketOptions> {
+    if spec.billing.mode != BillingMode::Spot {
+        return None;
+    }
+    let max_price = spec.billing.spot.as_ref()?.max_price.clone()?;
+    Some(InstanceMarketOptions {
+        market_type: "spot".to_string(),
+        spot_options: SpotOptions {
+            max_price,
+            spot_instance_type: Some("one-time".to_string()),
+        },
+    })
 }
 
 /// `<namespace>-<name>`, cut to the API's 128 characters.
@@ -300,6 +304,20 @@ mod tests {
                 }
             })
         );
+    }
+
+    #[test]
+    fn spot_without_a_bid_sends_no_market_options() {
+        for spot in [None, Some(crate::api::SpotOptions { max_price: None })] {
+            let mut spec = example("spot.yaml");
+            spec.billing.spot = spot;
+            let body = serde_json::to_value(run_instances_request(&spec, &owner(), None)).unwrap();
+            assert_eq!(body["InstanceChargeType"], "SPOTPAID");
+            assert!(
+                body.get("InstanceMarketOptions").is_none(),
+                "no bid must mean no InstanceMarketOptions: {body}"
+            );
+        }
     }
 
     #[test]

@@ -497,7 +497,7 @@ fn blames_one_id(error: &CloudError) -> bool {
 pub struct CvmClient {
     core: Arc<ApiCore>,
     describe_batcher: Option<Batcher<String, Instance>>,
-    terminate_batcher: Option<Batcher<String, ()>>,
+    terminate_batchers: Option<TerminateBatchers>,
     tag_batcher: Option<Batcher<(String, String), Vec<Instance>>>,
 }
 
@@ -534,13 +534,10 @@ impl CvmClient {
             limiter: RateLimiter::new(config.rate_limits.clone()),
             config: config.clone(),
         });
-        let (describe_batcher, terminate_batcher, tag_batcher) = if config.batching {
+        let (describe_batcher, terminate_batchers, tag_batcher) = if config.batching {
             let describe_core = Arc::clone(&core);
             let describe: BatchRunner<String, Instance> =
                 Arc::new(move |ids| Arc::clone(&describe_core).describe_isolating(ids));
-            let terminate_core = Arc::clone(&core);
-            let terminate: BatchRunner<String, ()> =
-                Arc::new(move |ids| Arc::clone(&terminate_core).terminate_isolating(ids));
             let tag_core = Arc::clone(&core);
             let tags: BatchRunner<(String, String), Vec<Instance>> = Arc::new(move |keys| {
                 let core = Arc::clone(&tag_core);
@@ -554,12 +551,7 @@ impl CvmClient {
                     window,
                     describe,
                 )),
-                Some(Batcher::new(
-                    TERMINATE_INSTANCES,
-                    MAX_IDS_PER_CALL,
-                    window,
-                    terminate,
-                )),
+                Some(TerminateBatchers::new(Arc::clone(&core), window)),
                 Some(Batcher::new(
                     DESCRIBE_INSTANCES,
                     MAX_FILTER_VALUES,
@@ -573,7 +565,7 @@ impl CvmClient {
         Self {
             core,
             describe_batcher,
-            terminate_batcher,
+            terminate_batchers,
             tag_batcher,
         }
     }
@@ -647,28 +639,58 @@ impl CvmClient {
         }
     }
 
-    /// Terminates one instance. Already gone or already terminating counts as done.
-    pub async fn terminate_instance(&self, id: &str) -> Result<(), CloudError> {
-        match &self.terminate_batcher {
-            Some(batcher) => batcher.submit(id.to_string()).await.map(|_| ()),
-            None => self.terminate_instances(&[id.to_string()]).await,
+    /// Terminates one instance of the given charge type (`InstanceChargeType`, e.g.
+    /// `POSTPAID_BY_HOUR`). Already gone or already terminating counts as done.
+    pub async fn terminate_instance(&self, id: &str, charge_type: &str) -> Result<(), CloudError> {
+        match &self.terminate_batchers {
+            Some(batchers) => batchers
+                .for_charge_type(charge_type)
+                .submit(id.to_string())
+                .await
+                .map(|_| ()),
+            None => self.terminate_unbatched(&[id.to_string()]).await,
         }
     }
 
-    /// Terminates instances, 100 per call. Already gone or already terminating counts as done;
-    /// the first other error is returned after every instance has been tried.
-    pub async fn terminate_instances(&self, ids: &[String]) -> Result<(), CloudError> {
-        if let Some(batcher) = &self.terminate_batcher {
-            // Concurrent deletions share calls: one resource rarely has more than one ID,
-            // and TerminateInstances is limited to 10 calls a second.
-            let ids = dedup(ids);
-            let outcomes =
-                futures::future::join_all(ids.iter().map(|id| batcher.submit(id.clone()))).await;
-            return outcomes
-                .into_iter()
-                .find_map(Result::err)
-                .map_or(Ok(()), Err);
+    /// Terminates described instances: one group of calls per charge type (a call may not mix
+    /// them), 100 IDs per call. Already gone or already terminating counts as done; the first
+    /// other error is returned after every instance has been tried.
+    pub async fn terminate_instances(&self, instances: &[Instance]) -> Result<(), CloudError> {
+        let mut by_charge_type: HashMap<&str, Vec<String>> = HashMap::new();
+        for instance in instances {
+            by_charge_type
+                .entry(instance.instance_charge_type.as_deref().unwrap_or_default())
+                .or_default()
+                .push(instance.instance_id.clone());
         }
+        let outcomes = futures::future::join_all(by_charge_type.into_iter().map(
+            |(charge_type, ids)| async move {
+                match &self.terminate_batchers {
+                    // Concurrent deletions share calls: one resource rarely has more than one
+                    // ID, and TerminateInstances is limited to 10 calls a second.
+                    Some(batchers) => {
+                        let batcher = batchers.for_charge_type(charge_type);
+                        futures::future::join_all(
+                            dedup(&ids).into_iter().map(|id| batcher.submit(id)),
+                        )
+                        .await
+                        .into_iter()
+                        .find_map(Result::err)
+                        .map_or(Ok(()), Err)
+                    }
+                    None => self.terminate_unbatched(&ids).await,
+                }
+            },
+        ))
+        .await;
+        outcomes
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
+    }
+
+    /// IDs of one charge type, 100 per call, one call after the other.
+    async fn terminate_unbatched(&self, ids: &[String]) -> Result<(), CloudError> {
         let mut first_error = None;
         for chunk in dedup(ids).chunks(MAX_IDS_PER_CALL) {
             let outcome = Arc::clone(&self.core)
@@ -681,6 +703,44 @@ impl CvmClient {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// One TerminateInstances batcher per charge type, made on first use: the API refuses a call
+/// whose instances do not all share one charge type
+/// (`UnsupportedOperation.InstanceMixedPricingModel`).
+struct TerminateBatchers {
+    core: Arc<ApiCore>,
+    window: Duration,
+    by_charge_type: std::sync::Mutex<HashMap<String, Arc<Batcher<String, ()>>>>,
+}
+
+impl TerminateBatchers {
+    fn new(core: Arc<ApiCore>, window: Duration) -> Self {
+        Self {
+            core,
+            window,
+            by_charge_type: std::sync::Mutex::default(),
+        }
+    }
+
+    fn for_charge_type(&self, charge_type: &str) -> Arc<Batcher<String, ()>> {
+        let mut batchers = self
+            .by_charge_type
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let batcher = batchers.entry(charge_type.to_string()).or_insert_with(|| {
+            let core = Arc::clone(&self.core);
+            let runner: BatchRunner<String, ()> =
+                Arc::new(move |ids| Arc::clone(&core).terminate_isolating(ids));
+            Arc::new(Batcher::new(
+                TERMINATE_INSTANCES,
+                MAX_IDS_PER_CALL,
+                self.window,
+                runner,
+            ))
+        });
+        Arc::clone(batcher)
     }
 }
 

@@ -81,12 +81,13 @@ impl Sim {
     }
 
     pub async fn calls(&self, action: &str) -> u64 {
+        self.outcomes(action).await.values().sum()
+    }
+
+    /// Calls of `action` by outcome: `Success` or the error code.
+    pub async fn outcomes(&self, action: &str) -> std::collections::BTreeMap<String, u64> {
         let counters = self.admin.counters().await.expect("sim admin: counters");
-        counters
-            .calls
-            .get(action)
-            .map(|outcomes| outcomes.values().sum())
-            .unwrap_or(0)
+        counters.calls.get(action).cloned().unwrap_or_default()
     }
 }
 
