@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::events::EventType;
-use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use tracing::info;
 
@@ -157,7 +156,7 @@ fn creation_may_be_unseen(t: &Target<'_>) -> bool {
         return false;
     };
     let waited =
-        Duration::try_from(Timestamp::now().duration_since(deleted_at.0)).unwrap_or_default();
+        Duration::try_from(t.ctx.clock.now().duration_since(deleted_at.0)).unwrap_or_default();
     waited < t.ctx.settings.tag_grace
 }
 

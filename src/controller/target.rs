@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::events::EventType;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use tracing::warn;
@@ -82,7 +81,12 @@ impl<'a> Target<'a> {
         self.status
             .condition(RECONCILING)
             .filter(|c| c.status == "True")
-            .map(|c| Timestamp::now().duration_since(c.last_transition_time.0))
+            .map(|c| {
+                self.ctx
+                    .clock
+                    .now()
+                    .duration_since(c.last_transition_time.0)
+            })
             .and_then(|d| Duration::try_from(d).ok())
             .unwrap_or_default()
     }
@@ -92,7 +96,7 @@ impl<'a> Target<'a> {
     pub async fn save(&mut self, health: &Health, warning: bool) -> Result<(), Error> {
         let previous = self.old.conditions.clone().unwrap_or_default();
         let generation = self.obj.meta().generation;
-        let conditions = health.conditions(&previous, generation, Timestamp::now());
+        let conditions = health.conditions(&previous, generation, self.ctx.clock.now());
         self.status.conditions = Some(conditions.clone());
         self.status.observed_generation = generation;
 
