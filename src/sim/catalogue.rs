@@ -5,13 +5,16 @@
 //! The built-in catalogue is Tencent Cloud's public CVM zone list as the official Python SDK
 //! documents it: `ZoneInfo.Zone` in `tencentcloud/cvm/v20170312/models.py` of
 //! `tencentcloud-sdk-python-cvm` 3.1.178 ("全网可用区名称如下"), zones marked 售罄 (sold out)
-//! there are `UNAVAILABLE`. Region names and the name formats (`华南地区(广州)`, `广州三区`,
-//! `Guangzhou Zone 3`) and the Guangzhou zone IDs (`100003`, `100004`) are from the
-//! DescribeRegions and DescribeZones examples of `tccli` 3.1.189.1
-//! (`tccli/services/cvm/v20170312/examples.json`); the zone IDs of the other regions follow
-//! the same `<region number>000<n>` numbering with region numbers as Tencent uses them,
-//! which no public document lists, so tests must not rely on them. A config file can
-//! replace the whole catalogue (`regions`, see docs/cvm-sim.md).
+//! there are `UNAVAILABLE`. From the DescribeRegions and DescribeZones examples of `tccli`
+//! 3.1.189.1 (`tccli/services/cvm/v20170312/examples.json`): the Chinese names of ap-beijing,
+//! ap-guangzhou, ap-hongkong, ap-shanghai, ap-shanghai-fsi, ap-shenzhen-fsi, ap-singapore and
+//! na-siliconvalley, the zone name formats (`广州三区`, `Guangzhou Zone 3`) and the Guangzhou
+//! zone IDs (`100003`, `100004`). The other regions' names follow the same format (English
+//! as on the international "Regions and Availability Zones" page, e.g. `South China
+//! (Guangzhou)`); the other zone IDs follow the same numbering (a region number, then the
+//! zone number in three digits) with region numbers that no public document lists, so tests
+//! must not rely on them. A config file can replace the whole catalogue (`regions`, see
+//! docs/cvm-sim.md).
 
 use serde::{Deserialize, Serialize};
 
@@ -360,6 +363,26 @@ mod tests {
         let regions = catalogue.regions(Language::Chinese);
         let guangzhou = regions.iter().find(|r| r.region == "ap-guangzhou").unwrap();
         assert_eq!(guangzhou.region_name, "华南地区(广州)");
+    }
+
+    #[test]
+    fn region_names_match_the_tccli_describe_regions_example() {
+        let catalogue = Catalogue::default();
+        let regions = catalogue.regions(Language::Chinese);
+        for (region, name) in [
+            ("ap-beijing", "华北地区(北京)"),
+            ("ap-guangzhou", "华南地区(广州)"),
+            ("ap-hongkong", "港澳台地区(中国香港)"),
+            ("ap-shanghai", "华东地区(上海)"),
+            ("ap-shanghai-fsi", "华东地区(上海金融)"),
+            ("ap-shenzhen-fsi", "华南地区(深圳金融)"),
+            ("ap-singapore", "亚太东南(新加坡)"),
+            ("na-siliconvalley", "美国西部(硅谷)"),
+        ] {
+            let found = regions.iter().find(|r| r.region == region).unwrap();
+            assert_eq!(found.region_name, name);
+            assert_eq!(found.region_state, AVAILABLE);
+        }
     }
 
     #[test]
