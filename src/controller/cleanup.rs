@@ -65,6 +65,18 @@ pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
                 }
             }
         }
+        // A region the API does not serve holds no instance: nothing to wait for, and
+        // keeping the finalizer would make a mistyped region undeletable.
+        Err(e) if e.is_region_unsupported() && t.instance_id().is_none() => {
+            t.event(
+                EventType::Normal,
+                "RegionUnsupported",
+                &format!("no instance can exist: {}: {}", e.code(), e.message()),
+                "Delete",
+            )
+            .await;
+            return release(&t).await;
+        }
         Err(e) => return cloud_failure(&mut t, "DescribeInstances", &e).await,
     }
     if let Some(id) = t.instance_id().map(str::to_string)

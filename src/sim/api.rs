@@ -1,6 +1,6 @@
 //! The Tencent API endpoint: `POST /` with TC3 headers and a JSON body.
-//! Order of checks: headers (action, version, timestamp, region), signature, rate limit,
-//! injected faults, then the action itself.
+//! Order of checks: headers (action, version, timestamp, region in the catalogue), signature,
+//! rate limit, injected faults, then the action itself.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -13,6 +13,7 @@ use axum::response::Response;
 use super::Sim;
 use super::actions::{self, API_VERSION, Action, Ctx};
 use super::auth::{self, KnownKey};
+use super::catalogue::Language;
 use super::counters::SUCCESS;
 use super::envelope;
 use super::error::{ApiError, ApiResult};
@@ -78,12 +79,8 @@ async fn serve(
         .map_err(|_| ApiError::invalid_parameter("`X-TC-Timestamp` must be Unix seconds."))?;
     let region =
         header(headers, "x-tc-region").ok_or_else(|| ApiError::missing_parameter("Region"))?;
-    if !is_region_name(region) {
-        return Err(ApiError::new(
-            "UnsupportedRegion",
-            format!("The action does not support the region `{region}`."),
-        ));
-    }
+    sim.lock().catalogue.check_region(region)?;
+    let language = Language::from_header(header(headers, "x-tc-language"));
     let body: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
@@ -145,6 +142,7 @@ async fn serve(
             &Ctx {
                 owner: &owner,
                 region,
+                language,
                 request_id,
                 now,
             },
@@ -160,27 +158,4 @@ async fn serve(
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// `ap-guangzhou`, `na-siliconvalley`, `ap-shanghai-fsi`: lowercase words joined by hyphens.
-fn is_region_name(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 2
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn region_names() {
-        assert!(is_region_name("ap-guangzhou"));
-        assert!(is_region_name("ap-shanghai-fsi"));
-        assert!(!is_region_name("guangzhou"));
-        assert!(!is_region_name("ap-guangzhou-3"));
-        assert!(!is_region_name("AP-x"));
-    }
 }

@@ -6,11 +6,13 @@ pub mod params;
 mod run;
 mod status;
 mod terminate;
+mod zones;
 
 use std::time::Instant;
 
 use serde_json::Value;
 
+use super::catalogue::Language;
 use super::error::ApiResult;
 use super::state::SimState;
 
@@ -22,6 +24,8 @@ pub enum Action {
     DescribeInstances,
     DescribeInstancesStatus,
     TerminateInstances,
+    DescribeRegions,
+    DescribeZones,
 }
 
 impl Action {
@@ -31,6 +35,8 @@ impl Action {
             "DescribeInstances" => Self::DescribeInstances,
             "DescribeInstancesStatus" => Self::DescribeInstancesStatus,
             "TerminateInstances" => Self::TerminateInstances,
+            "DescribeRegions" => Self::DescribeRegions,
+            "DescribeZones" => Self::DescribeZones,
             _ => return None,
         })
     }
@@ -41,6 +47,8 @@ impl Action {
             Self::DescribeInstances => "DescribeInstances",
             Self::DescribeInstancesStatus => "DescribeInstancesStatus",
             Self::TerminateInstances => "TerminateInstances",
+            Self::DescribeRegions => "DescribeRegions",
+            Self::DescribeZones => "DescribeZones",
         }
     }
 }
@@ -49,6 +57,8 @@ impl Action {
 pub struct Ctx<'a> {
     pub owner: &'a str,
     pub region: &'a str,
+    /// From `X-TC-Language`: the language of region and zone names.
+    pub language: Language,
     pub request_id: &'a str,
     pub now: Instant,
 }
@@ -65,6 +75,8 @@ pub fn handle(
         Action::DescribeInstances => describe::handle(ctx, state, params),
         Action::DescribeInstancesStatus => status::handle(ctx, state, params),
         Action::TerminateInstances => terminate::handle(ctx, state, params),
+        Action::DescribeRegions => zones::describe_regions(ctx, state, params),
+        Action::DescribeZones => zones::describe_zones(ctx, state, params),
     }
 }
 
