@@ -270,6 +270,42 @@ async fn spot_request_without_a_bid_is_accepted_at_the_market_price() {
 }
 
 #[tokio::test]
+async fn the_tag_service_reads_instance_tags_signed_for_its_own_scope() {
+    let sim = start_sim(SimConfig::default()).await;
+    let pool = ClientPool::new(client_config(&sim)).unwrap();
+    let cvm = pool.get(&sim_credentials(), REGION);
+    let mut request = run_request("uid-tagged");
+    request.instance_count = Some(60);
+    request.tag_specification[0]
+        .tags
+        .push(Tag::new("team", "web"));
+    let mut ids = cvm.run_instances(&request).await.unwrap();
+    ids.push("ins-00000000".into());
+
+    sim.admin.reset_counters().await.unwrap();
+    let tags = pool
+        .tags(&sim_credentials(), REGION)
+        .instance_tags(&ids)
+        .await
+        .unwrap();
+    assert_eq!(tags.len(), 60, "every instance, and not the unknown one");
+    for id in &ids[..60] {
+        assert_eq!(tags[id].get("team").map(String::as_str), Some("web"));
+        assert_eq!(
+            tags[id].get(UID_TAG).map(String::as_str),
+            Some("uid-tagged")
+        );
+    }
+    // 61 IDs in chunks of 50 and 11, two tags each: 100 tags in two pages of 50, then 20.
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(
+        counters.get("DescribeResourceTagsByResourceIds", "Success"),
+        3,
+        "{counters:?}"
+    );
+}
+
+#[tokio::test]
 async fn wrong_key_is_a_credentials_error_with_request_id() {
     let sim = start_sim(SimConfig::default()).await;
     let pool = ClientPool::new(client_config(&sim)).unwrap();

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 
 use super::Sim;
-use super::actions::{self, API_VERSION, Action, Ctx};
+use super::actions::{self, Action, CVM, Ctx, SERVICES};
 use super::auth::{self, KnownKey};
 use super::catalogue::Language;
 use super::counters::SUCCESS;
@@ -61,13 +61,22 @@ async fn serve(
         header(headers, "x-tc-action").ok_or_else(|| ApiError::missing_parameter("Action"))?;
     let version =
         header(headers, "x-tc-version").ok_or_else(|| ApiError::missing_parameter("Version"))?;
-    if version != API_VERSION {
+    // Tencent tells services apart by host; here one endpoint serves them all, so the service
+    // is the one the request is signed for (CVM when the signature names none served here).
+    let service = auth::signed_service(headers)
+        .and_then(|name| SERVICES.iter().find(|s| s.name == name))
+        .copied()
+        .unwrap_or(CVM);
+    if version != service.version {
         return Err(ApiError::new(
             "NoSuchVersion",
-            format!("The requested version `{version}` of service `cvm` does not exist."),
+            format!(
+                "The requested version `{version}` of service `{}` does not exist.",
+                service.name
+            ),
         ));
     }
-    let action = Action::from_name(action_name).ok_or_else(|| {
+    let action = Action::from_name(service, action_name).ok_or_else(|| {
         ApiError::new(
             "InvalidAction",
             format!("The requested action `{action_name}` does not exist."),
@@ -96,7 +105,7 @@ async fn serve(
 
     let (owner, faults) = {
         let mut state = sim.lock();
-        let owner = auth::verify(headers, &body, timestamp, now_unix, |id| {
+        let owner = auth::verify(headers, &body, timestamp, now_unix, service.name, |id| {
             state.accounts.get(id).map(|a| KnownKey {
                 secret_key: &a.secret_key,
                 token: a.token.as_deref(),

@@ -16,14 +16,13 @@ use super::config::ClientConfig;
 use super::credentials::Credentials;
 use super::error::{CloudError, ErrorClass};
 use super::ratelimit::RateLimiter;
+use super::service::{CVM, Service};
 use super::sign::{SigningInput, sign};
 use super::types::{
     DescribeInstancesRequest, DescribeInstancesResponse, EmptyResponse, Filter, Instance,
     RunInstancesRequest, RunInstancesResponse, TerminateInstancesRequest,
 };
 
-pub const SERVICE: &str = "cvm";
-pub const API_VERSION: &str = "2017-03-12";
 /// The SDKs send and sign exactly this; a charset suffix added by a library would break the signature.
 pub const CONTENT_TYPE: &str = "application/json";
 /// The most IDs DescribeInstances and TerminateInstances take per call.
@@ -46,8 +45,13 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// The regional endpoint, or the configured override. Plain HTTP only to loopback.
-    pub fn resolve(endpoint: Option<&str>, region: &str) -> Result<Self, CloudError> {
+    /// The service's endpoint for the region, or the configured override (which serves every
+    /// service, as the simulator does). Plain HTTP only to loopback.
+    pub fn resolve(
+        endpoint: Option<&str>,
+        service: Service,
+        region: &str,
+    ) -> Result<Self, CloudError> {
         match endpoint {
             Some(url) => Self::parse(url),
             None => {
@@ -60,7 +64,7 @@ impl Endpoint {
                         "region {region:?} is not a Tencent Cloud region name"
                     )));
                 }
-                Self::parse(&format!("https://cvm.{region}.tencentcloudapi.com/"))
+                Self::parse(&format!("https://{}/", service.default_host(region)))
             }
         }
     }
@@ -116,6 +120,7 @@ fn is_loopback(host: &str) -> bool {
 /// skips it.
 pub fn request_headers(
     credentials: &Credentials,
+    service: Service,
     host: &str,
     action: &str,
     region: &str,
@@ -130,14 +135,14 @@ pub fn request_headers(
             headers: &[("content-type", CONTENT_TYPE), ("host", host)],
             payload: body,
             timestamp,
-            service: SERVICE,
+            service: service.name,
         },
     );
     let mut headers = vec![
         ("Host", host.to_string()),
         ("Content-Type", CONTENT_TYPE.to_string()),
         ("X-TC-Action", action.to_string()),
-        ("X-TC-Version", API_VERSION.to_string()),
+        ("X-TC-Version", service.version.to_string()),
         ("X-TC-Timestamp", timestamp.to_string()),
         ("X-TC-Region", region.to_string()),
         ("X-TC-RequestClient", REQUEST_CLIENT.to_string()),
@@ -147,7 +152,7 @@ pub fn request_headers(
     }
     headers.push((
         "Authorization",
-        signature.authorization(&credentials.secret_id, SERVICE),
+        signature.authorization(&credentials.secret_id, service.name),
     ));
     headers
 }
@@ -233,18 +238,42 @@ fn may_retry(class: ErrorClass, idempotency: Idempotency) -> bool {
     }
 }
 
-/// Signs, sends and retries single calls; shared by the client and its batchers.
-struct ApiCore {
+/// Signs, sends and retries single calls of one service; shared by a client and its batchers,
+/// and by the client of every Tencent service.
+pub(super) struct ApiCore {
     http: reqwest::Client,
     credentials: Credentials,
     region: String,
+    service: Service,
     endpoint: Result<Endpoint, CloudError>,
     limiter: RateLimiter,
     config: ClientConfig,
 }
 
 impl ApiCore {
-    async fn call<Req, Resp>(
+    pub(super) fn new(
+        http: reqwest::Client,
+        credentials: Credentials,
+        region: String,
+        service: Service,
+        config: ClientConfig,
+    ) -> Self {
+        Self {
+            endpoint: Endpoint::resolve(config.endpoint.as_deref(), service, &region),
+            http,
+            credentials,
+            region,
+            service,
+            limiter: RateLimiter::new(config.rate_limits.clone()),
+            config,
+        }
+    }
+
+    pub(super) fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub(super) async fn call<Req, Resp>(
         &self,
         action: &'static str,
         request: &Req,
@@ -273,13 +302,14 @@ impl ApiCore {
                 Err(e) => (e.code(), e.request_id().unwrap_or("")),
             };
             tracing::debug!(
+                service = self.service.name,
                 action,
                 region = %self.region,
                 request_id,
                 outcome,
                 attempt,
                 elapsed_ms = elapsed.as_millis() as u64,
-                "CVM API call"
+                "Tencent Cloud API call"
             );
             if let Some(observer) = &self.config.observer {
                 observer.api_call(action, outcome, elapsed);
@@ -314,6 +344,7 @@ impl ApiCore {
             .map_or(0, |d| d.as_secs() as i64);
         let headers = request_headers(
             &self.credentials,
+            self.service,
             &endpoint.host,
             action,
             &self.region,
@@ -524,16 +555,13 @@ impl CvmClient {
         region: impl Into<String>,
         config: ClientConfig,
     ) -> Self {
-        let region = region.into();
-        let endpoint = Endpoint::resolve(config.endpoint.as_deref(), &region);
-        let core = Arc::new(ApiCore {
+        let core = Arc::new(ApiCore::new(
             http,
             credentials,
-            region,
-            endpoint,
-            limiter: RateLimiter::new(config.rate_limits.clone()),
-            config: config.clone(),
-        });
+            region.into(),
+            CVM,
+            config.clone(),
+        ));
         let (describe_batcher, terminate_batchers, tag_batcher) = if config.batching {
             let describe_core = Arc::clone(&core);
             let describe: BatchRunner<String, Instance> =
@@ -774,6 +802,7 @@ mod tests {
         let creds = Credentials::new("AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", KEY_B);
         let headers = request_headers(
             &creds,
+            CVM,
             "cvm.tencentcloudapi.com",
             "DescribeInstances",
             "ap-guangzhou",
@@ -819,6 +848,7 @@ mod tests {
         let creds = Credentials::new("AKIDexample", KEY_B).with_token("sts-token");
         let headers = request_headers(
             &creds,
+            CVM,
             "cvm.ap-guangzhou.tencentcloudapi.com",
             "RunInstances",
             "ap-guangzhou",
@@ -873,6 +903,7 @@ mod tests {
         let creds = Credentials::new("AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", KEY_B);
         let headers = request_headers(
             &creds,
+            CVM,
             "cvm.tencentcloudapi.com",
             "RunInstances",
             "ap-guangzhou",
@@ -888,20 +919,20 @@ mod tests {
 
     #[test]
     fn default_endpoint_is_regional_https() {
-        let e = Endpoint::resolve(None, "ap-guangzhou").unwrap();
+        let e = Endpoint::resolve(None, CVM, "ap-guangzhou").unwrap();
         assert_eq!(
             e.url.as_str(),
             "https://cvm.ap-guangzhou.tencentcloudapi.com/"
         );
         assert_eq!(e.host, "cvm.ap-guangzhou.tencentcloudapi.com");
-        let err = Endpoint::resolve(None, "ap-guangzhou/evil").unwrap_err();
+        let err = Endpoint::resolve(None, CVM, "ap-guangzhou/evil").unwrap_err();
         assert_eq!(err.code(), "ClientError.ConfigError");
-        assert!(Endpoint::resolve(None, "").is_err());
+        assert!(Endpoint::resolve(None, CVM, "").is_err());
     }
 
     #[test]
     fn endpoint_override_rules() {
-        let sim = Endpoint::resolve(Some("http://127.0.0.1:8443"), "ap-guangzhou").unwrap();
+        let sim = Endpoint::resolve(Some("http://127.0.0.1:8443"), CVM, "ap-guangzhou").unwrap();
         assert_eq!(sim.host, "127.0.0.1:8443");
         assert_eq!(sim.url.as_str(), "http://127.0.0.1:8443/");
         assert_eq!(

@@ -1,10 +1,11 @@
-//! The CVM actions the simulator serves.
+//! The actions the simulator serves: CVM's, and the Tag service's.
 
 mod describe;
 mod naming;
 pub mod params;
 mod run;
 mod status;
+mod tags;
 mod terminate;
 mod zones;
 
@@ -16,7 +17,10 @@ use super::catalogue::Language;
 use super::error::ApiResult;
 use super::state::SimState;
 
-pub const API_VERSION: &str = "2017-03-12";
+pub use crate::tencent::service::{CVM, Service, TAG};
+
+/// The services served, each with its version: one endpoint for all of them.
+pub const SERVICES: &[Service] = &[CVM, TAG];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -26,10 +30,16 @@ pub enum Action {
     TerminateInstances,
     DescribeRegions,
     DescribeZones,
+    DescribeResourceTagsByResourceIds,
 }
 
 impl Action {
-    pub fn from_name(name: &str) -> Option<Self> {
+    /// The action `name` of `service`, if the simulator serves it.
+    pub fn from_name(service: Service, name: &str) -> Option<Self> {
+        if service == TAG {
+            return (name == "DescribeResourceTagsByResourceIds")
+                .then_some(Self::DescribeResourceTagsByResourceIds);
+        }
         Some(match name {
             "RunInstances" => Self::RunInstances,
             "DescribeInstances" => Self::DescribeInstances,
@@ -49,6 +59,7 @@ impl Action {
             Self::TerminateInstances => "TerminateInstances",
             Self::DescribeRegions => "DescribeRegions",
             Self::DescribeZones => "DescribeZones",
+            Self::DescribeResourceTagsByResourceIds => "DescribeResourceTagsByResourceIds",
         }
     }
 }
@@ -77,6 +88,9 @@ pub fn handle(
         Action::TerminateInstances => terminate::handle(ctx, state, params),
         Action::DescribeRegions => zones::describe_regions(ctx, state, params),
         Action::DescribeZones => zones::describe_zones(ctx, state, params),
+        Action::DescribeResourceTagsByResourceIds => {
+            tags::describe_resource_tags_by_resource_ids(ctx, state, params)
+        }
     }
 }
 
