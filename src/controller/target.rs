@@ -37,7 +37,8 @@ impl<'a> Target<'a> {
             .namespace()
             .ok_or(Error::MissingObjectKey("namespace"))?;
         let uid = obj.uid().ok_or(Error::MissingObjectKey("uid"))?;
-        let status = obj.status.clone().unwrap_or_default();
+        // Until our first write, the API server shows the CRD's placeholder status.
+        let status = obj.status.clone().unwrap_or_default().written_by_operator();
         Ok(Self {
             ctx,
             api: Api::namespaced(ctx.kube.clone(), &namespace),
@@ -52,6 +53,7 @@ impl<'a> Target<'a> {
 
     /// Replaces the cached status with `fresh`, read from the API server.
     pub fn refresh(&mut self, fresh: CvmInstanceStatus) {
+        let fresh = fresh.written_by_operator();
         self.old = fresh.clone();
         self.status = fresh;
     }
