@@ -144,7 +144,12 @@ async fn create(t: &mut Target<'_>, cloud: &Arc<dyn Cloud>) -> Result<Action, Er
         uid: &t.uid,
         attempt,
     };
-    let request = run_instances_request(spec, &owner, password);
+    let Some(persisted) = t.persisted_token(&token) else {
+        // `save` above stores the token or fails; the stored status not holding it means
+        // another writer replaced it meanwhile. Start over from a fresh read.
+        return Ok(Action::requeue(t.ctx.settings.poll_min));
+    };
+    let request = run_instances_request(spec, &owner, &persisted, password);
     let ids = match cloud.run_instances(&request).await {
         Ok(ids) => ids,
         Err(e) => return cloud_failure(t, "RunInstances", &e).await,

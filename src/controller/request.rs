@@ -4,6 +4,7 @@
 
 use base64::Engine;
 
+use super::target::PersistedToken;
 use crate::api::{
     BillingMode, CvmInstanceSpec, DataDiskType, InternetChargeType, SystemDiskType, TAG_NAME,
     TAG_NAMESPACE, TAG_UID,
@@ -44,11 +45,13 @@ pub fn operator_tags(owner: &Owner<'_>) -> Vec<Tag> {
     ]
 }
 
-/// Builds RunInstances for `spec`. `password` is the resolved login password, if the spec
-/// names one.
+/// Builds RunInstances for `spec` with a ClientToken that is already in the stored status
+/// (only [`PersistedToken`] carries one). `password` is the resolved login password, if the
+/// spec names one.
 pub fn run_instances_request(
     spec: &CvmInstanceSpec,
     owner: &Owner<'_>,
+    token: &PersistedToken,
     password: Option<SecretString>,
 ) -> RunInstancesRequest {
     let mut tags: Vec<Tag> = spec
@@ -129,7 +132,7 @@ pub fn run_instances_request(
         security_group_ids: network
             .and_then(|n| n.security_group_ids.clone())
             .unwrap_or_default(),
-        client_token: Some(client_token(owner.uid, owner.attempt)),
+        client_token: Some(token.as_str().to_string()),
         host_name: spec.host_name.clone(),
         tag_specification: vec![TagSpecification {
             resource_type: "instance".to_string(),
@@ -225,6 +228,22 @@ mod tests {
         }
     }
 
+    /// RunInstances for `spec` as JSON, for the default owner and no password.
+    fn request_body(spec: &CvmInstanceSpec) -> serde_json::Value {
+        serde_json::to_value(run_instances_request(
+            spec,
+            &owner(),
+            &token(&owner()),
+            None,
+        ))
+        .unwrap()
+    }
+
+    /// The token a reconcile would have persisted for `owner`.
+    fn token(owner: &Owner<'_>) -> PersistedToken {
+        PersistedToken::assume_persisted(client_token(owner.uid, owner.attempt))
+    }
+
     fn example(file: &str) -> CvmInstanceSpec {
         let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(path).unwrap();
@@ -234,7 +253,12 @@ mod tests {
 
     #[test]
     fn pay_as_you_go_example_request_json() {
-        let req = run_instances_request(&example("pay-as-you-go.yaml"), &owner(), None);
+        let req = run_instances_request(
+            &example("pay-as-you-go.yaml"),
+            &owner(),
+            &token(&owner()),
+            None,
+        );
         let body = serde_json::to_value(&req).unwrap();
         assert_eq!(
             body,
@@ -276,7 +300,7 @@ mod tests {
             attempt: 2,
             ..owner()
         };
-        let req = run_instances_request(&example("spot.yaml"), &owner, None);
+        let req = run_instances_request(&example("spot.yaml"), &owner, &token(&owner), None);
         let body = serde_json::to_value(&req).unwrap();
         assert_eq!(
             body,
@@ -311,7 +335,7 @@ mod tests {
         for spot in [None, Some(crate::api::SpotOptions { max_price: None })] {
             let mut spec = example("spot.yaml");
             spec.billing.spot = spot;
-            let body = serde_json::to_value(run_instances_request(&spec, &owner(), None)).unwrap();
+            let body = request_body(&spec);
             assert_eq!(body["InstanceChargeType"], "SPOTPAID");
             assert!(
                 body.get("InstanceMarketOptions").is_none(),
@@ -331,7 +355,12 @@ mod tests {
             }),
             keep_image_login: None,
         });
-        let req = run_instances_request(&spec, &owner(), Some(SecretString::new("Sup3r-secret!")));
+        let req = run_instances_request(
+            &spec,
+            &owner(),
+            &token(&owner()),
+            Some(SecretString::new("Sup3r-secret!")),
+        );
         let body = serde_json::to_value(&req).unwrap();
         assert_eq!(body["LoginSettings"], json!({"Password": "Sup3r-secret!"}));
         assert!(!format!("{req:?}").contains("Sup3r-secret!"));
@@ -345,7 +374,7 @@ mod tests {
             password_secret_ref: None,
             keep_image_login: Some(true),
         });
-        let body = serde_json::to_value(run_instances_request(&spec, &owner(), None)).unwrap();
+        let body = request_body(&spec);
         assert_eq!(body["LoginSettings"], json!({"KeepImageLogin": "true"}));
     }
 

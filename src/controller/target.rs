@@ -15,6 +15,25 @@ use super::error::Error;
 use crate::api::{CvmInstance, CvmInstanceStatus};
 use crate::tencent::types::Instance;
 
+/// A ClientToken that is in the status stored by the API server. Only [`Target`] makes one,
+/// from the status as last written or read back, and RunInstances requests are built only
+/// from one ([`super::request::run_instances_request`]): sending a token that a crash could
+/// lose, and with it the way back to the instance, does not compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedToken(String);
+
+impl PersistedToken {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// For tests of request building, which have no API server to persist to.
+    #[cfg(test)]
+    pub(crate) fn assume_persisted(token: String) -> Self {
+        Self(token)
+    }
+}
+
 /// The field manager that owns the status.
 pub const MANAGER: &str = "cvm-operator";
 
@@ -56,6 +75,12 @@ impl<'a> Target<'a> {
         let fresh = fresh.written_by_operator();
         self.old = fresh.clone();
         self.status = fresh;
+    }
+
+    /// The ClientToken of the stored status, if it is `expected`.
+    pub fn persisted_token(&self, expected: &str) -> Option<PersistedToken> {
+        (self.old.client_token.as_deref() == Some(expected))
+            .then(|| PersistedToken(expected.to_string()))
     }
 
     pub fn instance_id(&self) -> Option<&str> {
