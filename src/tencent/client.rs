@@ -11,7 +11,7 @@ use rand::Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::batch::{BatchOutcome, BatchRunner, Batcher, fail_all};
+use super::batch::{BatchGate, BatchOutcome, BatchRunner, Batcher, fail_all};
 use super::config::ClientConfig;
 use super::credentials::Credentials;
 use super::error::{CloudError, ErrorClass};
@@ -238,6 +238,14 @@ fn may_retry(class: ErrorClass, idempotency: Idempotency) -> bool {
     }
 }
 
+/// Whether a call's first attempt still has to take its turn under the action's rate limit,
+/// or a batch already took it while it waited and filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Take,
+    Taken,
+}
+
 /// Signs, sends and retries single calls of one service; shared by a client and its batchers,
 /// and by the client of every Tencent service.
 pub(super) struct ApiCore {
@@ -283,16 +291,38 @@ impl ApiCore {
         Req: Serialize,
         Resp: DeserializeOwned,
     {
+        self.call_in_turn(action, request, idempotency, Turn::Take)
+            .await
+    }
+
+    /// Waits for `action`'s turn under its rate limit.
+    async fn take_turn(&self, action: &str) {
+        let waited = self.limiter.acquire(action).await;
+        if !waited.is_zero()
+            && let Some(observer) = &self.config.observer
+        {
+            observer.rate_limit_wait(action, waited);
+        }
+    }
+
+    async fn call_in_turn<Req, Resp>(
+        &self,
+        action: &'static str,
+        request: &Req,
+        idempotency: Idempotency,
+        turn: Turn,
+    ) -> Result<Resp, CloudError>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
         let endpoint = self.endpoint.as_ref().map_err(Clone::clone)?;
         let body = serde_json::to_vec(request)
             .map_err(|e| CloudError::Internal(format!("cannot encode {action}: {e}")))?;
         let mut attempt = 0;
         loop {
-            let waited = self.limiter.acquire(action).await;
-            if !waited.is_zero()
-                && let Some(observer) = &self.config.observer
-            {
-                observer.rate_limit_wait(action, waited);
+            if attempt > 0 || turn == Turn::Take {
+                self.take_turn(action).await;
             }
             let started = Instant::now();
             let result = self.send_once(endpoint, action, &body).await;
@@ -409,12 +439,12 @@ impl ApiCore {
         }
     }
 
-    async fn terminate_ids(&self, ids: &[String]) -> Result<(), CloudError> {
+    async fn terminate_ids(&self, ids: &[String], turn: Turn) -> Result<(), CloudError> {
         let request = TerminateInstancesRequest {
             instance_ids: ids.to_vec(),
         };
         let _: EmptyResponse = self
-            .call(TERMINATE_INSTANCES, &request, Idempotency::Safe)
+            .call_in_turn(TERMINATE_INSTANCES, &request, Idempotency::Safe, turn)
             .await?;
         Ok(())
     }
@@ -447,13 +477,15 @@ impl ApiCore {
     }
 
     /// Terminates up to 100 IDs. TerminateInstances fails as a whole when one ID is gone,
-    /// terminating or malformed; halving finds it without one call per ID.
+    /// terminating or malformed; halving finds it without one call per ID. `turn` is the
+    /// first call's; the halves take their own.
     fn terminate_isolating(
         self: Arc<Self>,
         ids: Vec<String>,
+        turn: Turn,
     ) -> BoxFuture<'static, BatchOutcome<String, ()>> {
         Box::pin(async move {
-            match self.terminate_ids(&ids).await {
+            match self.terminate_ids(&ids, turn).await {
                 Ok(()) => ids.into_iter().map(|id| (id, Ok(()))).collect(),
                 Err(e) if ids.len() == 1 && e.is_already_terminated() => {
                     ids.into_iter().map(|id| (id, Ok(()))).collect()
@@ -461,8 +493,8 @@ impl ApiCore {
                 Err(e) if ids.len() > 1 && blames_one_id(&e) => {
                     let (left, right) = ids.split_at(ids.len() / 2);
                     let (mut a, b) = futures::join!(
-                        Arc::clone(&self).terminate_isolating(left.to_vec()),
-                        self.terminate_isolating(right.to_vec())
+                        Arc::clone(&self).terminate_isolating(left.to_vec(), Turn::Take),
+                        self.terminate_isolating(right.to_vec(), Turn::Take)
                     );
                     a.extend(b);
                     a
@@ -722,7 +754,7 @@ impl CvmClient {
         let mut first_error = None;
         for chunk in dedup(ids).chunks(MAX_IDS_PER_CALL) {
             let outcome = Arc::clone(&self.core)
-                .terminate_isolating(chunk.to_vec())
+                .terminate_isolating(chunk.to_vec(), Turn::Take)
                 .await;
             if first_error.is_none() {
                 first_error = chunk
@@ -760,13 +792,18 @@ impl TerminateBatchers {
         let batcher = batchers.entry(charge_type.to_string()).or_insert_with(|| {
             let core = Arc::clone(&self.core);
             let runner: BatchRunner<String, ()> =
-                Arc::new(move |ids| Arc::clone(&core).terminate_isolating(ids));
-            Arc::new(Batcher::new(
-                TERMINATE_INSTANCES,
-                MAX_IDS_PER_CALL,
-                self.window,
-                runner,
-            ))
+                Arc::new(move |ids| Arc::clone(&core).terminate_isolating(ids, Turn::Taken));
+            // Under the rate limit a batch waits for its turn anyway: it keeps taking
+            // deletions meanwhile, so a wave of deletions costs few, full calls.
+            let core = Arc::clone(&self.core);
+            let gate: BatchGate = Arc::new(move || {
+                let core = Arc::clone(&core);
+                Box::pin(async move { core.take_turn(TERMINATE_INSTANCES).await })
+            });
+            Arc::new(
+                Batcher::new(TERMINATE_INSTANCES, MAX_IDS_PER_CALL, self.window, runner)
+                    .with_gate(gate),
+            )
         });
         Arc::clone(batcher)
     }
