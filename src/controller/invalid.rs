@@ -28,10 +28,12 @@ pub async fn report(invalid: &InvalidObject, ctx: &Context) -> Result<Action, Er
     let (Some(name), Some(namespace)) = (meta.name.clone(), meta.namespace.clone()) else {
         return Ok(Action::await_change());
     };
-    warn!(%namespace, cvminstance = %name, error = %invalid.error, "cannot read the object");
+    // The error may quote a value (user data, say); it goes to status, Events and logs
+    // without it.
+    let error = without_quoted_values(&invalid.error);
+    warn!(%namespace, cvminstance = %name, %error, "cannot read the object");
     let message = format!(
-        "the operator cannot read this object: {}; fix or remove the field (nothing is done in the cloud until then)",
-        invalid.error
+        "the operator cannot read this object: {error}; fix or remove the field (nothing is done in the cloud until then)"
     );
     let conditions =
         Health::stalled(REASON, message.clone()).conditions(&[], meta.generation, ctx.clock.now());
@@ -64,4 +66,48 @@ pub async fn report(invalid: &InvalidObject, ctx: &Context) -> Result<Action, Er
         warn!(error = %e, "could not publish Event");
     }
     Ok(Action::await_change())
+}
+
+/// `text` with every double-quoted value replaced by `"…"` (escaped quotes stay inside).
+fn without_quoted_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '"' {
+            continue;
+        }
+        out.push('…');
+        let mut escaped = false;
+        for inner in chars.by_ref() {
+            match inner {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => break,
+                _ => escaped = false,
+            }
+        }
+        out.push('"');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_are_hidden_and_the_rest_kept() {
+        assert_eq!(
+            without_quoted_values(r#"Invalid type string "many". Expected i32"#),
+            r#"Invalid type string "…". Expected i32"#
+        );
+        assert_eq!(
+            without_quoted_values(r#"invalid value "pass\"word" for "x""#),
+            r#"invalid value "…" for "…""#
+        );
+        assert_eq!(
+            without_quoted_values("missing field `spec`"),
+            "missing field `spec`"
+        );
+    }
 }
