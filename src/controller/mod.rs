@@ -114,12 +114,12 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
     let metrics = ctx.metrics.clone();
     let result = async move {
         if obj.metadata.deletion_timestamp.is_some() {
-            if !finalizer::has_finalizer(&obj) {
+            if !finalizer::has_finalizer(obj.as_ref()) {
                 return Ok(Action::await_change());
             }
             return cleanup::cleanup(obj, &ctx).await;
         }
-        let obj = if finalizer::has_finalizer(&obj) {
+        let obj = if finalizer::has_finalizer(obj.as_ref()) {
             obj
         } else {
             // Before any cloud call, so that no instance can exist without the finalizer.

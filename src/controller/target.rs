@@ -142,9 +142,10 @@ impl<'a> Target<'a> {
         let transition = ready_before
             .is_none_or(|c| c.reason != health.reason() || c.status != conditions[0].status);
 
+        // Server-side apply names the kind; taken from the type, so a version bump follows.
         let body = serde_json::json!({
-            "apiVersion": "cvm-operator.io/v1alpha1",
-            "kind": "CvmInstance",
+            "apiVersion": CvmInstance::api_version(&()),
+            "kind": CvmInstance::kind(&()),
             "status": self.status,
         });
         self.api
