@@ -1,5 +1,6 @@
 //! cvm-operator: Tencent Cloud CVM instances as Kubernetes resources.
 pub mod api;
+pub mod cloud;
 pub mod controller;
 pub mod http;
 pub mod leader;

@@ -222,7 +222,8 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
     let (sweeper, triggers) = Sweeper::new();
     tokio::spawn(sweeper.clone().run(settings.resync));
     let ctx = Arc::new(
-        Context::new(kube, events, clouds, settings, sweeper).with_metrics(metrics.clone()),
+        Context::new(kube, events, Arc::new(clouds), settings, sweeper)
+            .with_metrics(metrics.clone()),
     );
 
     info!(endpoint = ?args.endpoint, "cvm-operator starting");

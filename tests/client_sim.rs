@@ -18,6 +18,7 @@ use cvm_operator::tencent::{
 
 const REGION: &str = "ap-guangzhou";
 const UID_TAG: &str = "cvm-operator.io/uid";
+const POSTPAID: &str = "POSTPAID_BY_HOUR";
 
 struct Sim {
     endpoint: String,
@@ -42,6 +43,15 @@ async fn start_sim(config: SimConfig) -> Sim {
         endpoint,
         handle,
     }
+}
+
+/// A simulator whose instances boot and go in fractions of a second.
+async fn start_fast_sim() -> Sim {
+    start_sim(SimConfig {
+        timing: fast_timing(),
+        ..Default::default()
+    })
+    .await
 }
 
 fn fast_timing() -> Timing {
@@ -145,11 +155,7 @@ impl Recorder {
 
 #[tokio::test]
 async fn lifecycle_run_describe_find_terminate() {
-    let sim = start_sim(SimConfig {
-        timing: fast_timing(),
-        ..Default::default()
-    })
-    .await;
+    let sim = start_fast_sim().await;
     let client = client(client_config(&sim));
 
     let ids = client
@@ -201,9 +207,9 @@ async fn lifecycle_run_describe_find_terminate() {
         vec![id.clone()]
     );
 
-    client.terminate_instance(&id).await.unwrap();
+    client.terminate_instance(&id, POSTPAID).await.unwrap();
     // Terminating again while it is on its way out counts as done.
-    client.terminate_instance(&id).await.unwrap();
+    client.terminate_instance(&id, POSTPAID).await.unwrap();
     eventually(
         Duration::from_secs(10),
         "the instance to vanish",
@@ -218,7 +224,7 @@ async fn lifecycle_run_describe_find_terminate() {
     )
     .await;
     // And once it is gone, too.
-    client.terminate_instance(&id).await.unwrap();
+    client.terminate_instance(&id, POSTPAID).await.unwrap();
     assert!(
         sim.admin
             .instances()
@@ -247,6 +253,56 @@ async fn spot_request_is_accepted_with_string_max_price() {
     let instance = listed.iter().find(|i| i.instance_id == ids[0]).unwrap();
     assert_eq!(instance.instance_charge_type, "SPOTPAID");
     assert_eq!(instance.client_token.as_deref(), Some("cvmop-uid-spot-0"));
+}
+
+#[tokio::test]
+async fn spot_request_without_a_bid_is_accepted_at_the_market_price() {
+    let sim = start_sim(SimConfig::default()).await;
+    let client = client(client_config(&sim));
+    let mut request = run_request("uid-spot-market");
+    request.instance_charge_type = Some("SPOTPAID".into());
+    request.instance_market_options = None;
+    let ids = client.run_instances(&request).await.unwrap();
+    assert_eq!(ids.len(), 1);
+    let listed = sim.admin.instances().await.unwrap();
+    let instance = listed.iter().find(|i| i.instance_id == ids[0]).unwrap();
+    assert_eq!(instance.instance_charge_type, "SPOTPAID");
+}
+
+#[tokio::test]
+async fn the_tag_service_reads_instance_tags_signed_for_its_own_scope() {
+    let sim = start_sim(SimConfig::default()).await;
+    let pool = ClientPool::new(client_config(&sim)).unwrap();
+    let cvm = pool.get(&sim_credentials(), REGION);
+    let mut request = run_request("uid-tagged");
+    request.instance_count = Some(60);
+    request.tag_specification[0]
+        .tags
+        .push(Tag::new("team", "web"));
+    let mut ids = cvm.run_instances(&request).await.unwrap();
+    ids.push("ins-00000000".into());
+
+    sim.admin.reset_counters().await.unwrap();
+    let tags = pool
+        .tags(&sim_credentials(), REGION)
+        .instance_tags(&ids)
+        .await
+        .unwrap();
+    assert_eq!(tags.len(), 60, "every instance, and not the unknown one");
+    for id in &ids[..60] {
+        assert_eq!(tags[id].get("team").map(String::as_str), Some("web"));
+        assert_eq!(
+            tags[id].get(UID_TAG).map(String::as_str),
+            Some("uid-tagged")
+        );
+    }
+    // 61 IDs in chunks of 50 and 11, two tags each: 100 tags in two pages of 50, then 20.
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(
+        counters.get("DescribeResourceTagsByResourceIds", "Success"),
+        3,
+        "{counters:?}"
+    );
 }
 
 #[tokio::test]
@@ -370,11 +426,7 @@ async fn tag_lookups_share_calls_five_values_each() {
 
 #[tokio::test]
 async fn batched_termination_skips_instances_already_gone() {
-    let sim = start_sim(SimConfig {
-        timing: fast_timing(),
-        ..Default::default()
-    })
-    .await;
+    let sim = start_fast_sim().await;
     let client = client(client_config(&sim));
     let mut request = run_request("uid-term");
     request.instance_count = Some(40);
@@ -387,12 +439,16 @@ async fn batched_termination_skips_instances_already_gone() {
     })
     .await;
     // One is already on its way out; one never existed.
-    client.terminate_instance(&ids[0]).await.unwrap();
+    client.terminate_instance(&ids[0], POSTPAID).await.unwrap();
     let mut targets = ids.clone();
     targets.push("ins-00000000".into());
     sim.admin.reset_counters().await.unwrap();
-    let results =
-        futures::future::join_all(targets.iter().map(|id| client.terminate_instance(id))).await;
+    let results = futures::future::join_all(
+        targets
+            .iter()
+            .map(|id| client.terminate_instance(id, POSTPAID)),
+    )
+    .await;
     for (id, result) in targets.iter().zip(results) {
         result.unwrap_or_else(|e| panic!("{id}: {e}"));
     }
@@ -403,15 +459,99 @@ async fn batched_termination_skips_instances_already_gone() {
         .map_or(0, |m| m.values().sum());
     // Halving isolates the two refusals: far fewer calls than one per instance.
     assert!(calls < targets.len() as u64, "{counters:?}");
+    wait_all_gone(&client, &ids).await;
+}
+
+/// Waits until DescribeInstances knows none of `ids`.
+async fn wait_all_gone(client: &CvmClient, ids: &[String]) {
     eventually(Duration::from_secs(10), "all gone", || async {
         client
-            .describe_instances(&ids)
+            .describe_instances(ids)
             .await
             .unwrap()
             .is_empty()
             .then_some(())
     })
     .await;
+}
+
+/// Launches `count` RUNNING instances of the charge type; returns them as described.
+async fn running_instances(
+    client: &CvmClient,
+    uid: &str,
+    charge_type: &str,
+    count: i64,
+) -> Vec<cvm_operator::tencent::types::Instance> {
+    let mut request = run_request(uid);
+    request.instance_charge_type = Some(charge_type.into());
+    request.instance_count = Some(count);
+    let ids = client.run_instances(&request).await.unwrap();
+    eventually(Duration::from_secs(10), "all RUNNING", || async {
+        let all = client.describe_instances(&ids).await.unwrap();
+        (all.len() == ids.len() && all.iter().all(|i| i.instance_state == "RUNNING")).then_some(all)
+    })
+    .await
+}
+
+/// Exactly two TerminateInstances calls (pay-as-you-go, spot), none refused.
+async fn assert_one_successful_call_per_charge_type(sim: &Sim) {
+    let counters = sim.admin.counters().await.unwrap();
+    let outcomes = counters
+        .calls
+        .get("TerminateInstances")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(outcomes.get("Success"), Some(&2), "{outcomes:?}");
+    assert_eq!(outcomes.len(), 1, "refused calls: {outcomes:?}");
+}
+
+#[tokio::test]
+async fn concurrent_terminations_of_mixed_charge_types_are_never_refused() {
+    let sim = start_fast_sim().await;
+    let client = client(client_config(&sim));
+    let postpaid = running_instances(&client, "uid-mixed-p", POSTPAID, 30).await;
+    let spot = running_instances(&client, "uid-mixed-s", "SPOTPAID", 30).await;
+    sim.admin.reset_counters().await.unwrap();
+
+    // One deletion per instance, all at once and interleaved, as concurrent reconciles do.
+    let all: Vec<_> = postpaid
+        .iter()
+        .zip(&spot)
+        .flat_map(|(p, s)| [p, s])
+        .collect();
+    let singles = futures::future::join_all(all.iter().step_by(2).map(|i| {
+        client.terminate_instance(&i.instance_id, i.instance_charge_type.as_deref().unwrap())
+    }));
+    let rest: Vec<_> = all
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|i| (*i).clone())
+        .collect();
+    let (singles, rest) = futures::join!(singles, client.terminate_instances(&rest));
+    for result in singles {
+        result.unwrap();
+    }
+    rest.unwrap();
+
+    // One call per charge type: the interleaved requests were batched apart.
+    assert_one_successful_call_per_charge_type(&sim).await;
+    let ids: Vec<String> = all.iter().map(|i| i.instance_id.clone()).collect();
+    wait_all_gone(&client, &ids).await;
+}
+
+#[tokio::test]
+async fn unbatched_termination_of_mixed_charge_types_is_split_by_charge_type() {
+    let sim = start_fast_sim().await;
+    let client = client(ClientConfig {
+        batching: false,
+        ..client_config(&sim)
+    });
+    let mut instances = running_instances(&client, "uid-unbatched-p", POSTPAID, 3).await;
+    instances.extend(running_instances(&client, "uid-unbatched-s", "SPOTPAID", 3).await);
+    sim.admin.reset_counters().await.unwrap();
+    client.terminate_instances(&instances).await.unwrap();
+    assert_one_successful_call_per_charge_type(&sim).await;
 }
 
 #[tokio::test]

@@ -248,6 +248,13 @@ async fn run_instances_validates_like_the_real_api() {
             "MissingParameter",
         ),
         (
+            // What the operator used to send for a spot instance without a bid.
+            run_body(
+                json!({"InstanceChargeType": "SPOTPAID", "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {"MaxPrice": ""}}}),
+            ),
+            "InvalidParameterValue",
+        ),
+        (
             run_body(
                 json!({"LoginSettings": {"Password": "Qcloud@123456", "KeyIds": ["skey-abcdefgh"]}}),
             ),
@@ -596,4 +603,171 @@ async fn https_serves_the_same_api_with_a_trusted_certificate() {
         .unwrap();
     assert_eq!(response.status(), 200);
     handle.shutdown();
+}
+
+/// The keys of every object in `set`, which must be exactly `keys` (the real shapes).
+fn assert_shape(set: &Value, keys: &[&str]) {
+    for entry in set.as_array().expect("a set") {
+        let mut found: Vec<&str> = entry
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        found.sort_unstable();
+        let mut expected = keys.to_vec();
+        expected.sort_unstable();
+        assert_eq!(found, expected, "{entry}");
+    }
+}
+
+#[tokio::test]
+async fn regions_and_zones_come_from_the_public_catalogue() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+
+    let regions = client.call("DescribeRegions", json!({})).await;
+    assert_eq!(regions["TotalCount"], 19, "{regions}");
+    assert_shape(
+        &regions["RegionSet"],
+        &["Region", "RegionName", "RegionState"],
+    );
+    let set = regions["RegionSet"].as_array().unwrap();
+    assert_eq!(set.len(), 19);
+    let guangzhou = set.iter().find(|r| r["Region"] == REGION).unwrap();
+    assert_eq!(guangzhou["RegionName"], "华南地区(广州)");
+    assert_eq!(guangzhou["RegionState"], "AVAILABLE");
+    for region in [
+        "ap-shanghai",
+        "ap-shanghai-fsi",
+        "na-siliconvalley",
+        "eu-frankfurt",
+    ] {
+        assert!(set.iter().any(|r| r["Region"] == region), "{region}");
+    }
+
+    let zones = client.call("DescribeZones", json!({})).await;
+    assert_shape(
+        &zones["ZoneSet"],
+        &["Zone", "ZoneName", "ZoneId", "ZoneState"],
+    );
+    let names: Vec<&str> = zones["ZoneSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["Zone"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ap-guangzhou-1",
+            "ap-guangzhou-2",
+            "ap-guangzhou-3",
+            "ap-guangzhou-4",
+            "ap-guangzhou-6",
+            "ap-guangzhou-7"
+        ]
+    );
+    assert_eq!(zones["TotalCount"], 6);
+    let three = &zones["ZoneSet"][2];
+    assert_eq!(three["ZoneName"], "广州三区");
+    assert_eq!(three["ZoneId"], "100003");
+    assert_eq!(three["ZoneState"], "AVAILABLE");
+    assert_eq!(zones["ZoneSet"][0]["ZoneState"], "UNAVAILABLE", "sold out");
+    let english = client
+        .call_with(
+            "DescribeZones",
+            json!({}),
+            Tweaks {
+                language: Some("en-US"),
+                ..Tweaks::default()
+            },
+        )
+        .await;
+    assert_eq!(english["ZoneSet"][2]["ZoneName"], "Guangzhou Zone 3");
+    expect_error(
+        &client.call("DescribeZones", json!({"Foo": 1})).await,
+        "UnknownParameter",
+    );
+
+    // An unknown region is refused on every action, before anything is created.
+    let mut nowhere = Client::new(&sim);
+    nowhere.region = "xx-nowhere".into();
+    for action in [
+        "RunInstances",
+        "DescribeInstances",
+        "DescribeInstancesStatus",
+        "TerminateInstances",
+        "DescribeRegions",
+        "DescribeZones",
+    ] {
+        let body = if action == "RunInstances" {
+            run_body(json!({"Placement": {"Zone": "xx-nowhere-1"}}))
+        } else {
+            json!({})
+        };
+        expect_error(&nowhere.call(action, body).await, "UnsupportedRegion");
+    }
+
+    // RunInstances: a zone must be one of the request's region.
+    for (region, zone, code) in [
+        (REGION, "ap-guangzhou-5", "InvalidZone.MismatchRegion"),
+        (REGION, "ap-shanghai-2", "InvalidZone.MismatchRegion"),
+        (
+            "ap-shanghai",
+            "ap-shanghai-fsi-2",
+            "InvalidZone.MismatchRegion",
+        ),
+        (
+            REGION,
+            "ap-guangzhou-1",
+            "ResourceInsufficient.AvailabilityZoneSoldOut",
+        ),
+    ] {
+        let mut client = Client::new(&sim);
+        client.region = region.into();
+        let response = client
+            .call(
+                "RunInstances",
+                run_body(json!({"Placement": {"Zone": zone}})),
+            )
+            .await;
+        expect_error(&response, code);
+    }
+    let mut shanghai = Client::new(&sim);
+    shanghai.region = "ap-shanghai".into();
+    let ids = run(&shanghai, json!({"Placement": {"Zone": "ap-shanghai-2"}})).await;
+    assert_eq!(ids.len(), 1);
+    assert_eq!(sim.admin.instances().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_config_catalogue_replaces_the_public_one() {
+    let mut config = fast_config();
+    config.regions = Some(
+        serde_json::from_value(json!([
+            {"region": "xx-test", "regionName": "Test region",
+             "zones": [{"zone": "xx-test-1", "zoneName": "Test zone 1", "zoneId": "990001"}]}
+        ]))
+        .unwrap(),
+    );
+    let sim = start(config).await;
+    let mut client = Client::new(&sim);
+    expect_error(
+        &client.call("DescribeRegions", json!({})).await,
+        "UnsupportedRegion",
+    );
+    client.region = "xx-test".into();
+    let regions = client.call("DescribeRegions", json!({})).await;
+    assert_eq!(
+        regions,
+        json!({"TotalCount": 1, "RegionSet": [{"Region": "xx-test", "RegionName": "Test region", "RegionState": "AVAILABLE"}],
+               "RequestId": regions["RequestId"]})
+    );
+    let zones = client.call("DescribeZones", json!({})).await;
+    assert_eq!(
+        zones["ZoneSet"],
+        json!([{"Zone": "xx-test-1", "ZoneName": "Test zone 1", "ZoneId": "990001", "ZoneState": "AVAILABLE"}])
+    );
+    run(&client, json!({"Placement": {"Zone": "xx-test-1"}})).await;
 }

@@ -5,6 +5,7 @@
 #   tools/bench.sh                  # N = 100 and 1000, batching on and off, plus 10,000 for memory
 #   tools/bench.sh 100              # only N = 100, both modes
 #   tools/bench.sh 1000 --batching on --periods 6 --operator-arg=--concurrency=32
+#   tools/bench.sh 600 --batching on --billing payg,mixed   # half spot: per-charge-type terminations
 #
 # Results: printed, and written to target/bench/scale-<unix time>.md.
 set -euo pipefail

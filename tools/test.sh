@@ -5,11 +5,11 @@
 #
 #   tools/test.sh
 #
-# The control plane and the packaging tools (crane, crictl, helm) are built from Go modules
-# on the first run (many minutes), containerd and runc come from Debian's packages, and all
-# are cached in ~/.cache/cvm-operator; so is the cargo target directory unless
-# CARGO_TARGET_DIR is set. The test binaries would build or fetch them too; the steps
-# below do it first so that their time is reported on its own.
+# The control plane, tools/gitops-health and the packaging tools (crane, crictl, helm) are
+# built from Go modules on the first run (many minutes), containerd and runc come from
+# Debian's packages, and all are cached in ~/.cache/cvm-operator; so is the cargo target
+# directory unless CARGO_TARGET_DIR is set. The test binaries would build or fetch the
+# packaging tools too; the steps below do it first so that their time is reported on its own.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,15 +45,19 @@ ensure_rust_components() {
 	fi
 }
 
-build_control_plane() {
+# Runs a tools/build-*.sh script (cached builds from Go modules) and exports the path it
+# prints last as VAR, where the test binaries look for it.
+build_tool() { # VAR script
+	local built
 	# step() runs this in a `||` context, where set -e is off: check explicitly.
-	CVM_OPERATOR_CONTROL_PLANE_BIN=$(tools/build-control-plane.sh | tail -n1) || return 1
-	export CVM_OPERATOR_CONTROL_PLANE_BIN
-	echo "    control plane binaries: $CVM_OPERATOR_CONTROL_PLANE_BIN" >&2
+	built=$("$2" | tail -n1) || return 1
+	export "$1=$built"
+	echo "    $1=$built" >&2
 }
 
 step "rust components" ensure_rust_components
-step "control plane build" build_control_plane
+step "control plane build" build_tool CVM_OPERATOR_CONTROL_PLANE_BIN tools/build-control-plane.sh
+step "gitops-health build" build_tool CVM_OPERATOR_GITOPS_HEALTH tools/build-gitops-health.sh
 step "packaging tools build" tools/build-go-tools.sh
 step "containerd + runc (Debian)" tools/fetch-container-runtime.sh
 step "image build" tools/build-image.sh

@@ -15,8 +15,42 @@ use tokio::sync::watch;
 /// Requests the benchmark keeps in flight against the API server while creating.
 const CREATE_CONCURRENCY: usize = 32;
 
-/// A pay-as-you-go instance with a public IP, so Ready waits for boot and IP.
-fn manifest(name: &str) -> CvmInstance {
+/// Which billing modes the fleet uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Billing {
+    /// Every instance pay-as-you-go.
+    PayAsYouGo,
+    /// Every other instance spot (without a bid): TerminateInstances may not mix the two in
+    /// one call, which is what this mode exercises.
+    Mixed,
+}
+
+impl Billing {
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "payg" => Self::PayAsYouGo,
+            "mixed" => Self::Mixed,
+            other => panic!("--billing takes payg and/or mixed, not {other}"),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::PayAsYouGo => "payg",
+            Self::Mixed => "mixed",
+        }
+    }
+
+    fn mode_of(self, index: usize) -> &'static str {
+        match self {
+            Self::Mixed if index % 2 == 1 => "Spot",
+            _ => "PayAsYouGo",
+        }
+    }
+}
+
+/// An instance with a public IP, so Ready waits for boot and IP.
+fn manifest(name: &str, billing_mode: &str) -> CvmInstance {
     serde_json::from_value(json!({
         "apiVersion": "cvm-operator.io/v1alpha1",
         "kind": "CvmInstance",
@@ -26,7 +60,7 @@ fn manifest(name: &str) -> CvmInstance {
             "zone": "ap-guangzhou-3",
             "instanceType": "S5.MEDIUM2",
             "imageId": "img-eb30mz89",
-            "billing": {"mode": "PayAsYouGo"},
+            "billing": {"mode": billing_mode},
             "network": {
                 "securityGroupIds": ["sg-5t6u7v8w"],
                 "publicIp": {"maxBandwidthOutMbps": 10}
@@ -40,12 +74,12 @@ fn manifest(name: &str) -> CvmInstance {
 }
 
 /// Creates `n` CvmInstances named `bench-0..n`, many requests at a time.
-pub async fn create_all(api: &Api<CvmInstance>, n: usize) {
+pub async fn create_all(api: &Api<CvmInstance>, n: usize, billing: Billing) {
     futures::stream::iter(0..n)
         .map(|i| {
             let api = api.clone();
             async move {
-                let obj = manifest(&format!("bench-{i}"));
+                let obj = manifest(&format!("bench-{i}"), billing.mode_of(i));
                 api.create(&PostParams::default(), &obj)
                     .await
                     .map(|_| ())

@@ -17,7 +17,7 @@ use clap::Parser;
 use cvm_operator::api::CvmInstance;
 use kube::Api;
 
-use fleet::Tracker;
+use fleet::{Billing, Tracker};
 use report::RunResult;
 use world::{Cloud, Operator, Sim};
 
@@ -34,6 +34,10 @@ struct Args {
     /// Batching modes to run for each size.
     #[arg(long, value_delimiter = ',', default_values_t = [String::from("on"), String::from("off")])]
     batching: Vec<String>,
+    /// Billing of the fleet, one run per value: `payg` (all pay-as-you-go) and/or `mixed`
+    /// (every other instance spot).
+    #[arg(long, value_delimiter = ',', default_values_t = [String::from("payg")])]
+    billing: Vec<String>,
     /// The operator's --resync-seconds during the benchmark.
     #[arg(long, default_value_t = 10.0)]
     resync_seconds: f64,
@@ -70,15 +74,23 @@ async fn run_all(args: Args) {
     let client = cp.admin_client().await;
     let resync = Duration::from_secs_f64(args.resync_seconds);
 
-    let mut plan: Vec<(usize, bool, Cloud, Vec<String>)> = Vec::new();
+    let mut plan: Vec<(usize, bool, Billing, Cloud, Vec<String>)> = Vec::new();
     for &n in &args.sizes {
-        for mode in &args.batching {
-            let batching = match mode.as_str() {
-                "on" => true,
-                "off" => false,
-                other => panic!("--batching takes on and/or off, not {other}"),
-            };
-            plan.push((n, batching, Cloud::REAL, args.operator_args.clone()));
+        for billing in &args.billing {
+            for mode in &args.batching {
+                let batching = match mode.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => panic!("--batching takes on and/or off, not {other}"),
+                };
+                plan.push((
+                    n,
+                    batching,
+                    Billing::parse(billing),
+                    Cloud::REAL,
+                    args.operator_args.clone(),
+                ));
+            }
         }
     }
     if let Some(n) = args.big {
@@ -102,14 +114,15 @@ async fn run_all(args: Args) {
             ),
         ];
         extra.extend(args.operator_args.iter().cloned());
-        plan.push((n, true, cloud, extra));
+        plan.push((n, true, Billing::PayAsYouGo, cloud, extra));
     }
 
     let mut results = Vec::new();
-    for (n, batching, cloud, extra) in plan {
+    for (n, batching, billing, cloud, extra) in plan {
         eprintln!(
-            "== N={n}, batching {} (physical limit {:.0} s)",
+            "== N={n}, batching {}, billing {} (physical limit {:.0} s)",
             if batching { "on" } else { "off" },
+            billing.label(),
             cloud.physical_limit(n).as_secs_f64()
         );
         let measure = Measure {
@@ -117,7 +130,8 @@ async fn run_all(args: Args) {
             resync,
             periods: args.periods,
         };
-        let result = run_one(&client, n, batching, cloud, extra, &measure).await;
+        let fleet = Fleet { n, billing };
+        let result = run_one(&client, fleet, batching, cloud, extra, &measure).await;
         eprintln!("{}", report::table(std::slice::from_ref(&result)));
         results.push(result);
     }
@@ -141,6 +155,13 @@ async fn run_all(args: Args) {
     eprintln!("results written to {}", out.display());
 }
 
+/// What one run creates.
+#[derive(Clone, Copy)]
+struct Fleet {
+    n: usize,
+    billing: Billing,
+}
+
 /// What every run shares: the operator's environment and the steady-state measurement.
 #[derive(Clone, Copy)]
 struct Measure<'a> {
@@ -151,7 +172,7 @@ struct Measure<'a> {
 
 async fn run_one(
     client: &kube::Client,
-    n: usize,
+    fleet: Fleet,
     batching: bool,
     cloud: Cloud,
     extra: Vec<String>,
@@ -162,6 +183,7 @@ async fn run_one(
         resync,
         periods,
     } = *measure;
+    let Fleet { n, billing } = fleet;
     let cp = support::control_plane();
     let namespace = support::new_namespace(client, &format!("bench-{n}")).await;
     let dir = cp.work_dir().join(format!("bench-{namespace}"));
@@ -185,7 +207,7 @@ async fn run_one(
 
     // Create: every CvmInstance at once, then wait for all to be Ready.
     let started = Instant::now();
-    fleet::create_all(&api, n).await;
+    fleet::create_all(&api, n, billing).await;
     let applied = started.elapsed();
     let ready = tracker
         .wait("Ready", started, patience, |c| c.ready >= n)
@@ -226,6 +248,7 @@ async fn run_one(
     RunResult {
         n,
         batching,
+        billing: billing.label(),
         cloud,
         operator_args: extra,
         applied,

@@ -9,11 +9,14 @@ use crate::proc_stats::ProcStats;
 use crate::world::Cloud;
 
 pub const RATE_LIMITED: &str = "RequestLimitExceeded";
+const SUCCESS: &str = "Success";
 
 #[derive(Debug)]
 pub struct RunResult {
     pub n: usize,
     pub batching: bool,
+    /// `payg` or `mixed` (every other instance spot).
+    pub billing: &'static str,
     pub cloud: Cloud,
     pub operator_args: Vec<String>,
     /// Until the API server had accepted every CvmInstance.
@@ -62,6 +65,17 @@ pub fn total(counters: &SimCounters, action: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Calls of `action` the simulator refused, whatever the code.
+pub fn refused(counters: &SimCounters, action: &str) -> u64 {
+    counters.calls.get(action).map_or(0, |outcomes| {
+        outcomes
+            .iter()
+            .filter(|(outcome, _)| outcome.as_str() != SUCCESS)
+            .map(|(_, calls)| calls)
+            .sum()
+    })
+}
+
 pub fn rate_limited(counters: &SimCounters) -> u64 {
     counters
         .calls
@@ -78,9 +92,9 @@ fn secs(d: Option<Duration>) -> String {
 pub fn table(results: &[RunResult]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| N | batching | applied s | Ready s | limit s | Ready / limit | Run/inst | Describe/inst (create) | RequestLimitExceeded | steady Describe/period (target) | gone s | Describe/inst (delete) | Terminate/inst | peak RSS MiB | CPU s |\n",
+        "| N | batching | billing | applied s | Ready s | limit s | Ready / limit | Run/inst | Describe/inst (create) | RequestLimitExceeded | steady Describe/period (target) | gone s | Describe/inst (delete) | Terminate/inst | Terminate refused | peak RSS MiB | CPU s |\n",
     );
-    out.push_str("|---:|:---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---:|:---:|:---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let limit = r.physical_limit();
         let ratio = r.ready.map_or("-".into(), |d| {
@@ -94,9 +108,10 @@ pub fn table(results: &[RunResult]) -> String {
             .join(", ");
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} | {} | {:.1} | {} | {:.2} | {:.2} | {} | {} (≤ {}) | {} | {:.2} | {:.2} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {:.1} | {} | {:.1} | {} | {:.2} | {:.2} | {} | {} (≤ {}) | {} | {:.2} | {:.2} | {} | {:.1} | {:.1} |",
             r.n,
             r.mode(),
+            r.billing,
             r.applied.as_secs_f64(),
             secs(r.ready),
             limit.as_secs_f64(),
@@ -109,6 +124,7 @@ pub fn table(results: &[RunResult]) -> String {
             secs(r.gone),
             r.per_instance(&r.delete_calls, "DescribeInstances"),
             r.per_instance(&r.delete_calls, "TerminateInstances"),
+            refused(&r.delete_calls, "TerminateInstances"),
             r.at_end.peak_rss_mib(),
             r.at_end.cpu.as_secs_f64(),
         );
@@ -123,9 +139,10 @@ pub fn settings(results: &[RunResult]) -> String {
         let c = &r.cloud;
         let _ = writeln!(
             out,
-            "- N={} batching {}: sim limits Run {}/s, Describe {}/s, Terminate {}/s; pending {} s, public IP +{} s, terminating {} s; resync {} s; operator args: {}; at Ready: peak RSS {:.1} MiB, CPU {:.1} s",
+            "- N={} batching {} billing {}: sim limits Run {}/s, Describe {}/s, Terminate {}/s; pending {} s, public IP +{} s, terminating {} s; resync {} s; operator args: {}; at Ready: peak RSS {:.1} MiB, CPU {:.1} s",
             r.n,
             r.mode(),
+            r.billing,
             c.run_instances_rate,
             c.describe_instances_rate,
             c.terminate_instances_rate,

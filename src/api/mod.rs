@@ -37,6 +37,10 @@ pub fn crd() -> CustomResourceDefinition {
             .iter()
             .map(|(field, required)| immutability_rule(field, *required)),
     );
+    // The API server shows this status until the operator writes one (see awaiting_operator).
+    schema["properties"]["status"]["default"] =
+        serde_json::to_value(CvmInstanceStatus::awaiting_operator())
+            .expect("the status serialises");
     let conditions = &mut schema["properties"]["status"]["properties"]["conditions"];
     conditions["x-kubernetes-list-type"] = Value::from("map");
     conditions["x-kubernetes-list-map-keys"] = Value::from(vec!["type"]);
@@ -156,6 +160,21 @@ mod tests {
         for field in ["credentialsSecretRef", "deletionPolicy"] {
             assert!(!rules.contains(&format!("spec.{field} is immutable")));
         }
+    }
+
+    #[test]
+    fn status_defaults_to_awaiting_the_operator() {
+        let crd = serde_json::to_value(crd()).unwrap();
+        let default = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+            ["default"];
+        let status: CvmInstanceStatus = serde_json::from_value(default.clone()).unwrap();
+        assert_eq!(status, CvmInstanceStatus::awaiting_operator());
+        // Every field a structural default carries must be valid for the schema.
+        let condition = &default["conditions"][0];
+        for field in ["type", "status", "reason", "message", "lastTransitionTime"] {
+            assert!(condition[field].is_string(), "{field} in {condition}");
+        }
+        assert_eq!(condition["lastTransitionTime"], "1970-01-01T00:00:00Z");
     }
 
     #[test]

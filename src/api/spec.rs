@@ -131,12 +131,14 @@ pub struct CvmInstanceSpec {
     pub project_id: Option<i64>,
 
     /// Tags for the instance and its disks (at most 40). Keys under `cvm-operator.io/` are
-    /// reserved for the operator's own tags. Immutable.
+    /// reserved for the operator's own tags; keys starting with `qcloud`, `tencent` or
+    /// `project` (any case) are reserved by Tencent Cloud. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend(
         "maxProperties" = 40,
         "x-kubernetes-validations" = [
             {"rule": "self.all(k, !k.startsWith('cvm-operator.io/'))", "message": "spec.tags: keys starting with cvm-operator.io/ are reserved"},
+            {"rule": "self.all(k, !k.matches('^(?i)(qcloud|tencent|project)'))", "message": "spec.tags: keys starting with qcloud, tencent or project (any case) are reserved by Tencent Cloud"},
             {"rule": "self.all(k, size(k) >= 1 && size(k) <= 127)", "message": "spec.tags: keys must be 1 to 127 characters"},
             {"rule": "self.all(k, size(self[k]) <= 255)", "message": "spec.tags: values must be at most 255 characters"}
         ]

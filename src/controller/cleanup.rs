@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::events::EventType;
-use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use tracing::info;
 
@@ -17,6 +16,7 @@ use super::finalizer;
 use super::reconcile::{cloud_client, cloud_failure};
 use super::target::Target;
 use crate::api::{CvmInstance, DeletionPolicy, TAG_UID};
+use crate::tencent::types::Instance;
 
 pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error> {
     let mut t = Target::new(obj, ctx)?;
@@ -65,6 +65,18 @@ pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
                 }
             }
         }
+        // A region the API does not serve holds no instance: nothing to wait for, and
+        // keeping the finalizer would make a mistyped region undeletable.
+        Err(e) if e.is_region_unsupported() && t.instance_id().is_none() => {
+            t.event(
+                EventType::Normal,
+                "RegionUnsupported",
+                &format!("no instance can exist: {}: {}", e.code(), e.message()),
+                "Delete",
+            )
+            .await;
+            return release(&t).await;
+        }
         Err(e) => return cloud_failure(&mut t, "DescribeInstances", &e).await,
     }
     if let Some(id) = t.instance_id().map(str::to_string)
@@ -98,10 +110,10 @@ pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
         return release(&t).await;
     }
 
-    let to_terminate: Vec<String> = live
+    let to_terminate: Vec<Instance> = live
         .iter()
         .filter(|i| i.instance_state != "TERMINATING")
-        .map(|i| i.instance_id.clone())
+        .cloned()
         .collect();
     if !to_terminate.is_empty() {
         if let Err(e) = cloud.terminate_instances(&to_terminate).await
@@ -109,10 +121,14 @@ pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
         {
             return cloud_failure(&mut t, "TerminateInstances", &e).await;
         }
+        let ids: Vec<&str> = to_terminate
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect();
         t.event(
             EventType::Normal,
             "TerminatingInstance",
-            &format!("TerminateInstances {}", to_terminate.join(", ")),
+            &format!("TerminateInstances {}", ids.join(", ")),
             "Delete",
         )
         .await;
@@ -152,7 +168,7 @@ fn creation_may_be_unseen(t: &Target<'_>) -> bool {
         return false;
     };
     let waited =
-        Duration::try_from(Timestamp::now().duration_since(deleted_at.0)).unwrap_or_default();
+        Duration::try_from(t.ctx.clock.now().duration_since(deleted_at.0)).unwrap_or_default();
     waited < t.ctx.settings.tag_grace
 }
 

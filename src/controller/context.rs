@@ -8,9 +8,9 @@ use rand::Rng;
 
 use super::events::EventPublisher;
 use super::sweep::Sweeper;
+use crate::cloud::{Clock, Clouds, SystemClock};
 use crate::metrics::Metrics;
 use crate::tencent::credentials::Credentials;
-use crate::tencent::pool::ClientPool;
 
 /// Tunables of the controller; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone)]
@@ -52,7 +52,9 @@ impl Default for Settings {
 pub struct Context {
     pub kube: kube::Client,
     pub events: EventPublisher,
-    pub clouds: ClientPool,
+    pub clouds: Arc<dyn Clouds>,
+    /// What grace periods and condition times are measured with.
+    pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     pub sweeper: Arc<Sweeper>,
     pub metrics: Arc<Metrics>,
@@ -64,7 +66,7 @@ impl Context {
     pub fn new(
         kube: kube::Client,
         events: EventPublisher,
-        clouds: ClientPool,
+        clouds: Arc<dyn Clouds>,
         settings: Settings,
         sweeper: Arc<Sweeper>,
     ) -> Self {
@@ -72,11 +74,18 @@ impl Context {
             kube,
             events,
             clouds,
+            clock: Arc::new(SystemClock),
             settings,
             sweeper,
             metrics: Arc::new(Metrics::default()),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Measures time with `clock` instead of the system clock (tests move it by hand).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Reports into `metrics` (exported ones) instead of a private, unexported set.

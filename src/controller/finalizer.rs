@@ -2,21 +2,26 @@
 //!
 //! Written here rather than with kube's `finalizer()` helper because a deletion that is still
 //! waiting for its instance to go away is a normal state, not an error: the helper would only
-//! keep the finalizer if cleanup returned an error.
+//! keep the finalizer if cleanup returned an error. Generic over the resource, so that every
+//! kind the operator manages holds its cloud resources the same way.
 
 use json_patch::{AddOperation, PatchOperation, RemoveOperation, TestOperation};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{CvmInstance, FINALIZER};
+use crate::api::FINALIZER;
 
-pub fn has_finalizer(obj: &CvmInstance) -> bool {
+pub fn has_finalizer<K: Resource>(obj: &K) -> bool {
     obj.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// Adds the finalizer; the `test` makes the patch fail if the list changed meanwhile.
-pub async fn add(api: &Api<CvmInstance>, obj: &CvmInstance) -> Result<CvmInstance, kube::Error> {
+pub async fn add<K>(api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
     let ops = match obj.meta().finalizers.as_ref() {
         None => vec![
             PatchOperation::Test(TestOperation {
@@ -48,7 +53,10 @@ pub async fn add(api: &Api<CvmInstance>, obj: &CvmInstance) -> Result<CvmInstanc
 }
 
 /// Removes the finalizer, letting Kubernetes delete the resource.
-pub async fn remove(api: &Api<CvmInstance>, obj: &CvmInstance) -> Result<(), kube::Error> {
+pub async fn remove<K>(api: &Api<K>, obj: &K) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
     let Some(index) = obj.finalizers().iter().position(|f| f == FINALIZER) else {
         return Ok(());
     };

@@ -7,6 +7,7 @@ pub mod credentials;
 mod error;
 pub mod events;
 mod finalizer;
+mod invalid;
 pub mod observe;
 mod reconcile;
 pub mod request;
@@ -21,13 +22,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{Future, StreamExt};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::api::CvmInstance;
+
+/// What the watch holds: a CvmInstance, or why one could not be read (see `invalid`).
+type Watched = DeserializeGuard<CvmInstance>;
 
 /// Runs the controller until `shutdown` completes; in-flight reconciles finish first.
 pub async fn run(
@@ -38,8 +43,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api = match watch_namespace {
-        Some(namespace) => Api::<CvmInstance>::namespaced(ctx.kube.clone(), namespace),
-        None => Api::<CvmInstance>::all(ctx.kube.clone()),
+        Some(namespace) => Api::<Watched>::namespaced(ctx.kube.clone(), namespace),
+        None => Api::<Watched>::all(ctx.kube.clone()),
     };
     // managedFields are the largest part of a cached object and the controller never reads
     // them: drop them before they reach the cache.
@@ -47,7 +52,7 @@ pub async fn run(
     let metrics = ctx.metrics.clone();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(|obj: &mut CvmInstance| {
+        .modify(|obj: &mut Watched| {
             obj.managed_fields_mut().clear();
             obj.annotations_mut()
                 .remove("kubectl.kubernetes.io/last-applied-configuration");
@@ -63,11 +68,19 @@ pub async fn run(
         })
         .touched_objects()
         .predicate_filter(reconcile_inputs, Default::default());
+    // The sweeper names CvmInstances; the controller keys its queue by the watched type.
+    let triggers = triggers.map(|object| {
+        let watched = ObjectRef::<Watched>::new(&object.name);
+        match object.namespace {
+            Some(namespace) => watched.within(&namespace),
+            None => watched,
+        }
+    });
     Controller::for_stream(stream, reader)
         .with_config(controller::Config::default().concurrency(concurrency))
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_watched, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 warn!(error = %e, "reconcile failed");
@@ -75,6 +88,14 @@ pub async fn run(
         })
         .await;
     info!("controller stopped");
+}
+
+/// Reconciles what the watch delivered: a readable object, or one to report as unreadable.
+async fn reconcile_watched(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Action, Error> {
+    match &obj.0 {
+        Ok(instance) => reconcile(Arc::new(instance.clone()), ctx).await,
+        Err(invalid) => invalid::report(invalid, &ctx).await,
+    }
 }
 
 pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -93,12 +114,12 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
     let metrics = ctx.metrics.clone();
     let result = async move {
         if obj.metadata.deletion_timestamp.is_some() {
-            if !finalizer::has_finalizer(&obj) {
+            if !finalizer::has_finalizer(obj.as_ref()) {
                 return Ok(Action::await_change());
             }
             return cleanup::cleanup(obj, &ctx).await;
         }
-        let obj = if finalizer::has_finalizer(&obj) {
+        let obj = if finalizer::has_finalizer(obj.as_ref()) {
             obj
         } else {
             // Before any cloud call, so that no instance can exist without the finalizer.
@@ -117,21 +138,30 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
 /// What a reconcile acts on: the spec (through the generation) and deletion. Our own status
 /// writes come back as watch events; without this filter each one would start another
 /// reconcile and another cloud call. Timers and the sweeper cover everything else.
-fn reconcile_inputs(obj: &CvmInstance) -> Option<u64> {
+fn reconcile_inputs(obj: &Watched) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
+    let meta = obj.meta();
     (
-        obj.metadata.generation,
-        obj.metadata.deletion_timestamp.is_some(),
+        meta.generation,
+        meta.deletion_timestamp.is_some(),
+        // A repaired object (the same generation if only its status was fixed) is read again.
+        obj.0.is_ok(),
     )
         .hash(&mut hasher);
     Some(hasher.finish())
 }
 
-fn error_policy(obj: Arc<CvmInstance>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(obj: Arc<Watched>, error: &Error, ctx: Arc<Context>) -> Action {
+    let instance_id = obj
+        .0
+        .as_ref()
+        .ok()
+        .and_then(|o| o.status.as_ref())
+        .and_then(|s| s.instance_id.as_deref());
     warn!(
         namespace = obj.namespace().unwrap_or_default(),
         cvminstance = obj.name_any(),
-        instance_id = obj.status.as_ref().and_then(|s| s.instance_id.as_deref()),
+        instance_id,
         error = %error,
         "reconcile error"
     );

@@ -18,8 +18,9 @@ use super::observe::{Requeue, Verdict, judge, poll_interval};
 use super::request::{Owner, TAG_ATTEMPT, client_token, run_instances_request, user_data_fits};
 use super::target::Target;
 use crate::api::{CvmInstance, TAG_UID};
-use crate::tencent::client::CvmClient;
+use crate::cloud::Cloud;
 use crate::tencent::error::CloudError;
+use crate::tencent::types::Instance;
 
 pub async fn apply(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error> {
     let mut t = Target::new(obj, ctx)?;
@@ -48,7 +49,7 @@ pub async fn apply(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error
 
 /// The API client for the resource's credentials and region, or the Action to take when the
 /// credentials are missing (the resource is then Stalled, saying which Secret or key).
-pub async fn cloud_client(t: &mut Target<'_>) -> Result<Result<Arc<CvmClient>, Action>, Error> {
+pub async fn cloud_client(t: &mut Target<'_>) -> Result<Result<Arc<dyn Cloud>, Action>, Error> {
     let defaults = t.ctx.settings.default_credentials.as_ref();
     match resolve_credentials(&t.ctx.kube, &t.obj, &t.namespace, defaults).await? {
         Ok(credentials) => Ok(Ok(t.ctx.clouds.get(&credentials, &t.obj.spec.region))),
@@ -69,7 +70,7 @@ pub async fn secret_problem(
     Ok(slow_retry(t))
 }
 
-async fn create(t: &mut Target<'_>, cloud: &Arc<CvmClient>) -> Result<Action, Error> {
+async fn create(t: &mut Target<'_>, cloud: &Arc<dyn Cloud>) -> Result<Action, Error> {
     let obj = t.obj.clone();
     let spec = &obj.spec;
     if let Some(text) = &spec.user_data
@@ -143,7 +144,12 @@ async fn create(t: &mut Target<'_>, cloud: &Arc<CvmClient>) -> Result<Action, Er
         uid: &t.uid,
         attempt,
     };
-    let request = run_instances_request(spec, &owner, password);
+    let Some(persisted) = t.persisted_token(&token) else {
+        // `save` above stores the token or fails; the stored status not holding it means
+        // another writer replaced it meanwhile. Start over from a fresh read.
+        return Ok(Action::requeue(t.ctx.settings.poll_min));
+    };
+    let request = run_instances_request(spec, &owner, &persisted, password);
     let ids = match cloud.run_instances(&request).await {
         Ok(ids) => ids,
         Err(e) => return cloud_failure(t, "RunInstances", &e).await,
@@ -174,7 +180,7 @@ async fn create(t: &mut Target<'_>, cloud: &Arc<CvmClient>) -> Result<Action, Er
     Ok(Action::requeue(t.ctx.settings.poll_min))
 }
 
-async fn observe(t: &mut Target<'_>, cloud: &Arc<CvmClient>, id: &str) -> Result<Action, Error> {
+async fn observe(t: &mut Target<'_>, cloud: &Arc<dyn Cloud>, id: &str) -> Result<Action, Error> {
     if sweeper_vouches(t, id) {
         // The safety-net timer of a Ready resource: the sweeper looked at its instance within
         // the last two resync periods, so asking the cloud again would only cost a call.
@@ -184,7 +190,7 @@ async fn observe(t: &mut Target<'_>, cloud: &Arc<CvmClient>, id: &str) -> Result
         Err(e) => cloud_failure(t, "DescribeInstances", &e).await,
         Ok(Some(instance)) => {
             if instance.instance_state == "LAUNCH_FAILED" && spec_changed_since_failure(t) {
-                return retry_failed_launch(t, cloud, id).await;
+                return retry_failed_launch(t, cloud.as_ref(), &instance).await;
             }
             t.record(&instance);
             report(t, cloud, &instance).await
@@ -213,11 +219,14 @@ fn spec_changed_since_failure(t: &Target<'_>) -> bool {
 
 async fn retry_failed_launch(
     t: &mut Target<'_>,
-    cloud: &CvmClient,
-    id: &str,
+    cloud: &dyn Cloud,
+    failed: &Instance,
 ) -> Result<Action, Error> {
+    let id = failed.instance_id.as_str();
     // Best effort: a failed launch holds no resources, and some regions refuse to terminate it.
-    let _ = cloud.terminate_instance(id).await;
+    let _ = cloud
+        .terminate_instances(std::slice::from_ref(failed))
+        .await;
     new_attempt(
         t,
         "RetryingLaunch",
@@ -228,8 +237,8 @@ async fn retry_failed_launch(
 
 async fn report(
     t: &mut Target<'_>,
-    cloud: &Arc<CvmClient>,
-    instance: &crate::tencent::types::Instance,
+    cloud: &Arc<dyn Cloud>,
+    instance: &Instance,
 ) -> Result<Action, Error> {
     let object = ObjectRef::from(t.obj.as_ref());
     let wants_public_ip = t

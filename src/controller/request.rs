@@ -4,6 +4,7 @@
 
 use base64::Engine;
 
+use super::target::PersistedToken;
 use crate::api::{
     BillingMode, CvmInstanceSpec, DataDiskType, InternetChargeType, SystemDiskType, TAG_NAME,
     TAG_NAMESPACE, TAG_UID,
@@ -44,11 +45,13 @@ pub fn operator_tags(owner: &Owner<'_>) -> Vec<Tag> {
     ]
 }
 
-/// Builds RunInstances for `spec`. `password` is the resolved login password, if the spec
-/// names one.
+/// Builds RunInstances for `spec` with a ClientToken that is already in the stored status
+/// (only [`PersistedToken`] carries one). `password` is the resolved login password, if the
+/// spec names one.
 pub fn run_instances_request(
     spec: &CvmInstanceSpec,
     owner: &Owner<'_>,
+    token: &PersistedToken,
     password: Option<SecretString>,
 ) -> RunInstancesRequest {
     let mut tags: Vec<Tag> = spec
@@ -129,31 +132,35 @@ pub fn run_instances_request(
         security_group_ids: network
             .and_then(|n| n.security_group_ids.clone())
             .unwrap_or_default(),
-        client_token: Some(client_token(owner.uid, owner.attempt)),
+        client_token: Some(token.as_str().to_string()),
         host_name: spec.host_name.clone(),
         tag_specification: vec![TagSpecification {
             resource_type: "instance".to_string(),
             tags,
         }],
-        instance_market_options: (spec.billing.mode == BillingMode::Spot).then(|| {
-            InstanceMarketOptions {
-                market_type: "spot".to_string(),
-                spot_options: SpotOptions {
-                    max_price: spec
-                        .billing
-                        .spot
-                        .as_ref()
-                        .and_then(|s| s.max_price.clone())
-                        .unwrap_or_default(),
-                    spot_instance_type: Some("one-time".to_string()),
-                },
-            }
-        }),
+        instance_market_options: spot_market_options(spec),
         user_data: spec.user_data.as_ref().map(|text| {
             SecretString::new(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()))
         }),
         dry_run: None,
     }
+}
+
+/// Market options for a spot instance with a bid. Without a bid none are sent: the API then
+/// charges the current fixed-discount price (reference §2.2), whereas market options with
+/// an empty `MaxPrice` are refused, since `SpotOptions.MaxPrice` is required in the object.
+fn spot_market_options(spec: &CvmInstanceSpec) -> Option<InstanceMarketOptions> {
+    if spec.billing.mode != BillingMode::Spot {
+        return None;
+    }
+    let max_price = spec.billing.spot.as_ref()?.max_price.clone()?;
+    Some(InstanceMarketOptions {
+        market_type: "spot".to_string(),
+        spot_options: SpotOptions {
+            max_price,
+            spot_instance_type: Some("one-time".to_string()),
+        },
+    })
 }
 
 /// `<namespace>-<name>`, cut to the API's 128 characters.
@@ -221,6 +228,22 @@ mod tests {
         }
     }
 
+    /// RunInstances for `spec` as JSON, for the default owner and no password.
+    fn request_body(spec: &CvmInstanceSpec) -> serde_json::Value {
+        serde_json::to_value(run_instances_request(
+            spec,
+            &owner(),
+            &token(&owner()),
+            None,
+        ))
+        .unwrap()
+    }
+
+    /// The token a reconcile would have persisted for `owner`.
+    fn token(owner: &Owner<'_>) -> PersistedToken {
+        PersistedToken::assume_persisted(client_token(owner.uid, owner.attempt))
+    }
+
     fn example(file: &str) -> CvmInstanceSpec {
         let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(path).unwrap();
@@ -230,7 +253,12 @@ mod tests {
 
     #[test]
     fn pay_as_you_go_example_request_json() {
-        let req = run_instances_request(&example("pay-as-you-go.yaml"), &owner(), None);
+        let req = run_instances_request(
+            &example("pay-as-you-go.yaml"),
+            &owner(),
+            &token(&owner()),
+            None,
+        );
         let body = serde_json::to_value(&req).unwrap();
         assert_eq!(
             body,
@@ -272,7 +300,7 @@ mod tests {
             attempt: 2,
             ..owner()
         };
-        let req = run_instances_request(&example("spot.yaml"), &owner, None);
+        let req = run_instances_request(&example("spot.yaml"), &owner, &token(&owner), None);
         let body = serde_json::to_value(&req).unwrap();
         assert_eq!(
             body,
@@ -303,6 +331,20 @@ mod tests {
     }
 
     #[test]
+    fn spot_without_a_bid_sends_no_market_options() {
+        for spot in [None, Some(crate::api::SpotOptions { max_price: None })] {
+            let mut spec = example("spot.yaml");
+            spec.billing.spot = spot;
+            let body = request_body(&spec);
+            assert_eq!(body["InstanceChargeType"], "SPOTPAID");
+            assert!(
+                body.get("InstanceMarketOptions").is_none(),
+                "no bid must mean no InstanceMarketOptions: {body}"
+            );
+        }
+    }
+
+    #[test]
     fn password_is_sent_but_never_debug_printed() {
         let mut spec = example("spot.yaml");
         spec.login = Some(crate::api::Login {
@@ -313,7 +355,12 @@ mod tests {
             }),
             keep_image_login: None,
         });
-        let req = run_instances_request(&spec, &owner(), Some(SecretString::new("Sup3r-secret!")));
+        let req = run_instances_request(
+            &spec,
+            &owner(),
+            &token(&owner()),
+            Some(SecretString::new("Sup3r-secret!")),
+        );
         let body = serde_json::to_value(&req).unwrap();
         assert_eq!(body["LoginSettings"], json!({"Password": "Sup3r-secret!"}));
         assert!(!format!("{req:?}").contains("Sup3r-secret!"));
@@ -327,7 +374,7 @@ mod tests {
             password_secret_ref: None,
             keep_image_login: Some(true),
         });
-        let body = serde_json::to_value(run_instances_request(&spec, &owner(), None)).unwrap();
+        let body = request_body(&spec);
         assert_eq!(body["LoginSettings"], json!({"KeepImageLogin": "true"}));
     }
 

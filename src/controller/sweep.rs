@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::api::CvmInstance;
-use crate::tencent::client::CvmClient;
+use crate::cloud::Cloud;
 use crate::tencent::types::Instance;
 
 struct Entry {
-    client: Arc<CvmClient>,
+    client: Arc<dyn Cloud>,
     instance_id: String,
     fingerprint: Fingerprint,
     /// When the instance was last seen as `fingerprint` (registration or a sweep).
@@ -68,7 +68,7 @@ impl Sweeper {
     pub fn register(
         &self,
         object: ObjectRef<CvmInstance>,
-        client: Arc<CvmClient>,
+        client: Arc<dyn Cloud>,
         instance: &Instance,
     ) {
         let entry = Entry {
@@ -184,14 +184,16 @@ impl Sweeper {
     fn groups(
         &self,
     ) -> Vec<(
-        Arc<CvmClient>,
+        Arc<dyn Cloud>,
         Vec<(ObjectRef<CvmInstance>, String, Fingerprint)>,
     )> {
         let entries = self.entries.lock().expect("sweeper poisoned");
-        let mut groups: HashMap<*const CvmClient, (Arc<CvmClient>, Vec<_>)> = HashMap::new();
+        // One group per client (per credentials and region): keyed by the client's address,
+        // without the vtable part of the fat pointer.
+        let mut groups: HashMap<*const (), (Arc<dyn Cloud>, Vec<_>)> = HashMap::new();
         for (object, entry) in entries.iter() {
             groups
-                .entry(Arc::as_ptr(&entry.client))
+                .entry(Arc::as_ptr(&entry.client).cast::<()>())
                 .or_insert_with(|| (entry.client.clone(), Vec::new()))
                 .1
                 .push((
@@ -211,7 +213,7 @@ mod tests {
     use crate::tencent::credentials::Credentials;
     use crate::tencent::pool::ClientPool;
 
-    fn client() -> Arc<CvmClient> {
+    fn client() -> Arc<dyn Cloud> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let pool = ClientPool::new(ClientConfig {
             endpoint: Some("http://127.0.0.1:9".into()),

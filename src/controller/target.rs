@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::events::EventType;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use tracing::warn;
@@ -15,6 +14,25 @@ use super::context::Context;
 use super::error::Error;
 use crate::api::{CvmInstance, CvmInstanceStatus};
 use crate::tencent::types::Instance;
+
+/// A ClientToken that is in the status stored by the API server. Only [`Target`] makes one,
+/// from the status as last written or read back, and RunInstances requests are built only
+/// from one ([`super::request::run_instances_request`]): sending a token that a crash could
+/// lose, and with it the way back to the instance, does not compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedToken(String);
+
+impl PersistedToken {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// For tests of request building, which have no API server to persist to.
+    #[cfg(test)]
+    pub(crate) fn assume_persisted(token: String) -> Self {
+        Self(token)
+    }
+}
 
 /// The field manager that owns the status.
 pub const MANAGER: &str = "cvm-operator";
@@ -38,7 +56,8 @@ impl<'a> Target<'a> {
             .namespace()
             .ok_or(Error::MissingObjectKey("namespace"))?;
         let uid = obj.uid().ok_or(Error::MissingObjectKey("uid"))?;
-        let status = obj.status.clone().unwrap_or_default();
+        // Until our first write, the API server shows the CRD's placeholder status.
+        let status = obj.status.clone().unwrap_or_default().written_by_operator();
         Ok(Self {
             ctx,
             api: Api::namespaced(ctx.kube.clone(), &namespace),
@@ -53,8 +72,15 @@ impl<'a> Target<'a> {
 
     /// Replaces the cached status with `fresh`, read from the API server.
     pub fn refresh(&mut self, fresh: CvmInstanceStatus) {
+        let fresh = fresh.written_by_operator();
         self.old = fresh.clone();
         self.status = fresh;
+    }
+
+    /// The ClientToken of the stored status, if it is `expected`.
+    pub fn persisted_token(&self, expected: &str) -> Option<PersistedToken> {
+        (self.old.client_token.as_deref() == Some(expected))
+            .then(|| PersistedToken(expected.to_string()))
     }
 
     pub fn instance_id(&self) -> Option<&str> {
@@ -82,7 +108,12 @@ impl<'a> Target<'a> {
         self.status
             .condition(RECONCILING)
             .filter(|c| c.status == "True")
-            .map(|c| Timestamp::now().duration_since(c.last_transition_time.0))
+            .map(|c| {
+                self.ctx
+                    .clock
+                    .now()
+                    .duration_since(c.last_transition_time.0)
+            })
             .and_then(|d| Duration::try_from(d).ok())
             .unwrap_or_default()
     }
@@ -92,7 +123,7 @@ impl<'a> Target<'a> {
     pub async fn save(&mut self, health: &Health, warning: bool) -> Result<(), Error> {
         let previous = self.old.conditions.clone().unwrap_or_default();
         let generation = self.obj.meta().generation;
-        let conditions = health.conditions(&previous, generation, Timestamp::now());
+        let conditions = health.conditions(&previous, generation, self.ctx.clock.now());
         self.status.conditions = Some(conditions.clone());
         self.status.observed_generation = generation;
 
@@ -111,9 +142,10 @@ impl<'a> Target<'a> {
         let transition = ready_before
             .is_none_or(|c| c.reason != health.reason() || c.status != conditions[0].status);
 
+        // Server-side apply names the kind; taken from the type, so a version bump follows.
         let body = serde_json::json!({
-            "apiVersion": "cvm-operator.io/v1alpha1",
-            "kind": "CvmInstance",
+            "apiVersion": CvmInstance::api_version(&()),
+            "kind": CvmInstance::kind(&()),
             "status": self.status,
         });
         self.api

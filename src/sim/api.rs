@@ -1,6 +1,6 @@
 //! The Tencent API endpoint: `POST /` with TC3 headers and a JSON body.
-//! Order of checks: headers (action, version, timestamp, region), signature, rate limit,
-//! injected faults, then the action itself.
+//! Order of checks: headers (action, version, timestamp, region in the catalogue), signature,
+//! rate limit, injected faults, then the action itself.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -11,8 +11,9 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 
 use super::Sim;
-use super::actions::{self, API_VERSION, Action, Ctx};
+use super::actions::{self, Action, CVM, Ctx, SERVICES};
 use super::auth::{self, KnownKey};
+use super::catalogue::Language;
 use super::counters::SUCCESS;
 use super::envelope;
 use super::error::{ApiError, ApiResult};
@@ -60,13 +61,22 @@ async fn serve(
         header(headers, "x-tc-action").ok_or_else(|| ApiError::missing_parameter("Action"))?;
     let version =
         header(headers, "x-tc-version").ok_or_else(|| ApiError::missing_parameter("Version"))?;
-    if version != API_VERSION {
+    // Tencent tells services apart by host; here one endpoint serves them all, so the service
+    // is the one the request is signed for (CVM when the signature names none served here).
+    let service = auth::signed_service(headers)
+        .and_then(|name| SERVICES.iter().find(|s| s.name == name))
+        .copied()
+        .unwrap_or(CVM);
+    if version != service.version {
         return Err(ApiError::new(
             "NoSuchVersion",
-            format!("The requested version `{version}` of service `cvm` does not exist."),
+            format!(
+                "The requested version `{version}` of service `{}` does not exist.",
+                service.name
+            ),
         ));
     }
-    let action = Action::from_name(action_name).ok_or_else(|| {
+    let action = Action::from_name(service, action_name).ok_or_else(|| {
         ApiError::new(
             "InvalidAction",
             format!("The requested action `{action_name}` does not exist."),
@@ -78,12 +88,8 @@ async fn serve(
         .map_err(|_| ApiError::invalid_parameter("`X-TC-Timestamp` must be Unix seconds."))?;
     let region =
         header(headers, "x-tc-region").ok_or_else(|| ApiError::missing_parameter("Region"))?;
-    if !is_region_name(region) {
-        return Err(ApiError::new(
-            "UnsupportedRegion",
-            format!("The action does not support the region `{region}`."),
-        ));
-    }
+    sim.lock().catalogue.check_region(region)?;
+    let language = Language::from_header(header(headers, "x-tc-language"));
     let body: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
@@ -99,7 +105,7 @@ async fn serve(
 
     let (owner, faults) = {
         let mut state = sim.lock();
-        let owner = auth::verify(headers, &body, timestamp, now_unix, |id| {
+        let owner = auth::verify(headers, &body, timestamp, now_unix, service.name, |id| {
             state.accounts.get(id).map(|a| KnownKey {
                 secret_key: &a.secret_key,
                 token: a.token.as_deref(),
@@ -145,6 +151,7 @@ async fn serve(
             &Ctx {
                 owner: &owner,
                 region,
+                language,
                 request_id,
                 now,
             },
@@ -160,27 +167,4 @@ async fn serve(
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// `ap-guangzhou`, `na-siliconvalley`, `ap-shanghai-fsi`: lowercase words joined by hyphens.
-fn is_region_name(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 2
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn region_names() {
-        assert!(is_region_name("ap-guangzhou"));
-        assert!(is_region_name("ap-shanghai-fsi"));
-        assert!(!is_region_name("guangzhou"));
-        assert!(!is_region_name("ap-guangzhou-3"));
-        assert!(!is_region_name("AP-x"));
-    }
 }

@@ -8,7 +8,6 @@ use crate::tencent::sign::{self, SigningInput};
 
 /// Tencent rejects requests whose timestamp is more than five minutes off its clock.
 pub const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
-const SERVICE: &str = "cvm";
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// What the verifier needs to know about a configured key.
@@ -17,12 +16,20 @@ pub struct KnownKey<'a> {
     pub token: Option<&'a str>,
 }
 
-/// Checks the `Authorization` header of a POST to `/`; returns the caller's SecretId.
+/// The service named in the `Authorization` header's credential scope, if it parses.
+pub fn signed_service(headers: &HeaderMap) -> Option<String> {
+    let raw = header(headers, "authorization")?;
+    sign::parse_authorization(raw).map(|auth| auth.service)
+}
+
+/// Checks the `Authorization` header of a POST to `/` for `service`; returns the caller's
+/// SecretId.
 pub fn verify<'a>(
     headers: &HeaderMap,
     body: &[u8],
     timestamp: i64,
     now: i64,
+    service: &str,
     lookup: impl FnOnce(&str) -> Option<KnownKey<'a>>,
 ) -> ApiResult<String> {
     let raw = header(headers, "authorization")
@@ -48,7 +55,7 @@ pub fn verify<'a>(
         ));
     }
     let key = lookup(&auth.secret_id).ok_or_else(|| unknown_secret_id(&auth.secret_id))?;
-    if auth.service != SERVICE || auth.date != sign::utc_date(timestamp) {
+    if auth.service != service || auth.date != sign::utc_date(timestamp) {
         return Err(signature_failure());
     }
     let mut signed = Vec::with_capacity(auth.signed_headers.len());
@@ -69,7 +76,7 @@ pub fn verify<'a>(
             headers: &signed,
             payload,
             timestamp,
-            service: SERVICE,
+            service,
         },
     );
     if expected.signed_headers != auth.signed_headers.join(";")
@@ -169,7 +176,7 @@ mod tests {
     }
 
     fn check(headers: &HeaderMap, body: &[u8], now: i64, token: Option<&str>) -> ApiResult<String> {
-        verify(headers, body, TS, now, |id| {
+        verify(headers, body, TS, now, "cvm", |id| {
             (id == ID).then_some(KnownKey {
                 secret_key: KEY,
                 token,
@@ -220,7 +227,7 @@ mod tests {
             code(check(&only_host, BODY, TS, None)),
             "AuthFailure.InvalidAuthorization"
         );
-        let unknown = verify(&sdk_headers(KEY), BODY, TS, TS, |_| None);
+        let unknown = verify(&sdk_headers(KEY), BODY, TS, TS, "cvm", |_| None);
         assert_eq!(code(unknown), "AuthFailure.SecretIdNotFound");
     }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::catalogue::{self, RegionSpec};
 use super::faults::FaultSpec;
 
 pub const DEFAULT_SECRET_ID: &str = "AKIDsimulator0000000000000000000000";
@@ -37,6 +38,8 @@ pub struct SimConfig {
     /// Instances that can still be launched per zone and type; a pair not listed is unlimited.
     pub capacity: Vec<CapacityEntry>,
     pub faults: Vec<FaultSpec>,
+    /// Replaces the built-in catalogue of public regions and zones (src/sim/catalogue.rs).
+    pub regions: Option<Vec<RegionSpec>>,
 }
 
 impl Default for SimConfig {
@@ -47,6 +50,7 @@ impl Default for SimConfig {
             rate_limits: default_rate_limits(),
             capacity: Vec::new(),
             faults: Vec::new(),
+            regions: None,
         }
     }
 }
@@ -59,6 +63,7 @@ impl fmt::Debug for SimConfig {
             .field("rate_limits", &self.rate_limits)
             .field("capacity", &self.capacity)
             .field("faults", &self.faults)
+            .field("regions", &self.regions.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -70,6 +75,8 @@ pub fn default_rate_limits() -> HashMap<String, u32> {
         ("DescribeInstances", 40),
         ("DescribeInstancesStatus", 40),
         ("TerminateInstances", 10),
+        ("DescribeRegions", 20),
+        ("DescribeZones", 20),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -114,6 +121,9 @@ impl SimConfig {
         }
         for fault in &self.faults {
             fault.validate().map_err(ConfigError::Invalid)?;
+        }
+        if let Some(regions) = &self.regions {
+            catalogue::validate(regions).map_err(ConfigError::Invalid)?;
         }
         self.timing.validate().map_err(ConfigError::Invalid)
     }
@@ -217,7 +227,12 @@ mod tests {
         assert_eq!(config.accounts[0].secret_id, DEFAULT_SECRET_ID);
         assert_eq!(config.rate_limits["RunInstances"], 10);
         assert_eq!(config.rate_limits["DescribeInstances"], 40);
+        assert_eq!(config.rate_limits["DescribeZones"], 20);
         assert_eq!(config.timing.pending_seconds, 2.0);
+        assert!(
+            config.regions.is_none(),
+            "the built-in catalogue by default"
+        );
         config.validate().unwrap();
     }
 
@@ -228,7 +243,8 @@ mod tests {
                 "timing":{"pendingSeconds":0,"publicIpDelaySeconds":0.5,"terminatingSeconds":1},
                 "rateLimits":{"RunInstances":0},
                 "capacity":[{"zone":"ap-guangzhou-3","instanceType":"S5.MEDIUM2","available":0}],
-                "faults":[{"action":"RunInstances","code":"InternalError","rate":1.0,"count":2}]}"#,
+                "faults":[{"action":"RunInstances","code":"InternalError","rate":1.0,"count":2}],
+                "regions":[{"region":"xx-test","regionName":"Test","zones":[{"zone":"xx-test-1","zoneId":"990001"}]}]}"#,
         )
         .unwrap();
         config.validate().unwrap();
@@ -236,6 +252,8 @@ mod tests {
         assert_eq!(config.timing.public_ip_delay_seconds, 0.5);
         assert_eq!(config.capacity[0].available, Some(0));
         assert_eq!(config.faults[0].count, Some(2));
+        let regions = config.regions.unwrap();
+        assert_eq!(regions[0].zones[0].zone_id.as_deref(), Some("990001"));
     }
 
     #[test]
@@ -253,5 +271,13 @@ mod tests {
         let mut config = SimConfig::default();
         config.timing.pending_seconds = -1.0;
         assert!(config.validate().is_err());
+        let config = SimConfig {
+            regions: Some(Vec::new()),
+            ..SimConfig::default()
+        };
+        assert!(
+            config.validate().is_err(),
+            "an empty catalogue serves nothing"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod admin_client;
 pub mod api;
 pub mod auth;
+pub mod catalogue;
 pub mod config;
 pub mod counters;
 pub mod envelope;

@@ -1,9 +1,11 @@
 //! Coalescing of concurrent per-key requests into batched API calls.
 //!
 //! The first caller of a batch opens it and starts a timer; later callers join it. The batch
-//! is sent when the window ends or as soon as it holds `max_keys` distinct keys, whichever
-//! comes first. The call runs in its own task, so a caller that gives up (a cancelled
-//! reconcile) never strands the others.
+//! is closed when the window ends or as soon as it holds `max_keys` distinct keys, whichever
+//! comes first. With a gate (the action's turn under its rate limit), an unfilled batch keeps
+//! taking keys until the gate opens, so a rate-limited action sends fuller batches rather
+//! than more of them. Each batch is sent by its own task, so a caller that gives up (a
+//! cancelled reconcile) never strands the others.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -11,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::error::CloudError;
 
@@ -23,16 +25,25 @@ pub type BatchOutcome<K, V> = HashMap<K, Result<V, CloudError>>;
 pub type BatchRunner<K, V> =
     Arc<dyn Fn(Vec<K>) -> BoxFuture<'static, BatchOutcome<K, V>> + Send + Sync>;
 
+/// Waits until a closed batch may be sent, e.g. for the action's turn under its rate limit.
+/// The runner is then called for a call whose turn is already taken.
+pub type BatchGate = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 type Reply<V> = oneshot::Sender<Result<Option<V>, CloudError>>;
 
 struct OpenBatch<K, V> {
     id: u64,
     keys: Vec<K>,
     waiters: Vec<(K, Reply<V>)>,
+    /// Wakes the batch's task early when the batch is full.
+    full: Arc<Notify>,
 }
 
 struct State<K, V> {
+    /// The batch new keys join.
     open: Option<OpenBatch<K, V>>,
+    /// Full batches waiting for their task to pass the gate.
+    sealed: HashMap<u64, OpenBatch<K, V>>,
     next_id: u64,
 }
 
@@ -42,6 +53,7 @@ pub struct Batcher<K, V> {
     max_keys: usize,
     window: Duration,
     runner: BatchRunner<K, V>,
+    gate: Option<BatchGate>,
     state: Arc<Mutex<State<K, V>>>,
 }
 
@@ -62,28 +74,38 @@ where
             max_keys: max_keys.max(1),
             window,
             runner,
+            gate: None,
             state: Arc::new(Mutex::new(State {
                 open: None,
+                sealed: HashMap::new(),
                 next_id: 0,
             })),
         }
+    }
+
+    /// Sends each batch only once `gate` lets it; until then an unfilled batch takes keys.
+    pub fn with_gate(mut self, gate: BatchGate) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Adds `key` to the open batch and waits for its outcome: `Ok(None)` when the call
     /// succeeded but returned nothing for the key.
     pub async fn submit(&self, key: K) -> Result<Option<V>, CloudError> {
         let (tx, rx) = oneshot::channel();
-        let full = {
+        {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if state.open.is_none() {
                 let id = state.next_id;
                 state.next_id += 1;
+                let full = Arc::new(Notify::new());
                 state.open = Some(OpenBatch {
                     id,
                     keys: Vec::new(),
                     waiters: Vec::new(),
+                    full: Arc::clone(&full),
                 });
-                self.start_timer(id);
+                self.start_sender(id, full);
             }
             let batch = state.open.as_mut().expect("opened above");
             if !batch.keys.contains(&key) {
@@ -91,13 +113,10 @@ where
             }
             batch.waiters.push((key, tx));
             if batch.keys.len() >= self.max_keys {
-                state.open.take()
-            } else {
-                None
+                let batch = state.open.take().expect("present above");
+                batch.full.notify_one();
+                state.sealed.insert(batch.id, batch);
             }
-        };
-        if let Some(batch) = full {
-            tokio::spawn(run_batch(self.runner.clone(), batch));
         }
         match rx.await {
             Ok(result) => result,
@@ -108,18 +127,26 @@ where
         }
     }
 
-    /// Sends batch `id` when the window ends, unless it filled up and was sent already.
-    fn start_timer(&self, id: u64) {
+    /// The task that sends batch `id`: once the window ends or the batch is full, and then
+    /// once the gate opens; an unfilled batch takes keys until that moment.
+    fn start_sender(&self, id: u64, full: Arc<Notify>) {
         let state = Arc::clone(&self.state);
         let runner = Arc::clone(&self.runner);
+        let gate = self.gate.clone();
         let window = self.window;
         tokio::spawn(async move {
-            tokio::time::sleep(window).await;
+            tokio::select! {
+                () = tokio::time::sleep(window) => {}
+                () = full.notified() => {}
+            }
+            if let Some(gate) = gate {
+                gate().await;
+            }
             let batch = {
                 let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                 match &state.open {
                     Some(open) if open.id == id => state.open.take(),
-                    _ => None,
+                    _ => state.sealed.remove(&id),
                 }
             };
             if let Some(batch) = batch {
@@ -240,6 +267,52 @@ mod tests {
         assert_eq!(batcher.submit(2).await.unwrap(), Some(20));
         assert_eq!(batcher.submit(6).await.unwrap(), Some(60));
         assert_eq!(*batches.lock().unwrap(), vec![vec![2], vec![6]]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_takes_keys_until_its_gate_opens() {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let turn = Arc::new(Notify::new());
+        let gate_turn = Arc::clone(&turn);
+        let gate: BatchGate = Arc::new(move || {
+            let turn = Arc::clone(&gate_turn);
+            Box::pin(async move { turn.notified().await })
+        });
+        let batcher = Batcher::new(
+            "TerminateInstances",
+            100,
+            Duration::from_millis(10),
+            recording_runner(batches.clone()),
+        )
+        .with_gate(gate);
+        let first = futures::future::join_all([2u32, 4].map(|k| batcher.submit(k)));
+        let later = async {
+            // Well past the window: the batch is closed for time but waits at the gate.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let joined = futures::future::join_all([6u32, 8].map(|k| batcher.submit(k)));
+            let open = async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                turn.notify_one();
+            };
+            futures::join!(joined, open).0
+        };
+        let (first, later) = futures::join!(first, later);
+        assert!(first.into_iter().chain(later).all(|r| r.unwrap().is_some()));
+        assert_eq!(*batches.lock().unwrap(), vec![vec![2, 4, 6, 8]]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_batch_is_sent_without_waiting_for_its_window() {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let batcher = Batcher::new(
+            "TerminateInstances",
+            2,
+            Duration::from_secs(3600),
+            recording_runner(batches.clone()),
+        );
+        let results = futures::future::join_all([2u32, 4].map(|k| batcher.submit(k))).await;
+        assert!(results.into_iter().all(|r| r.unwrap().is_some()));
+        assert_eq!(*batches.lock().unwrap(), vec![vec![2, 4]]);
     }
 
     #[tokio::test(flavor = "current_thread")]

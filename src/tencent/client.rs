@@ -11,19 +11,18 @@ use rand::Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::batch::{BatchOutcome, BatchRunner, Batcher, fail_all};
+use super::batch::{BatchGate, BatchOutcome, BatchRunner, Batcher, fail_all};
 use super::config::ClientConfig;
 use super::credentials::Credentials;
 use super::error::{CloudError, ErrorClass};
 use super::ratelimit::RateLimiter;
+use super::service::{CVM, Service};
 use super::sign::{SigningInput, sign};
 use super::types::{
     DescribeInstancesRequest, DescribeInstancesResponse, EmptyResponse, Filter, Instance,
     RunInstancesRequest, RunInstancesResponse, TerminateInstancesRequest,
 };
 
-pub const SERVICE: &str = "cvm";
-pub const API_VERSION: &str = "2017-03-12";
 /// The SDKs send and sign exactly this; a charset suffix added by a library would break the signature.
 pub const CONTENT_TYPE: &str = "application/json";
 /// The most IDs DescribeInstances and TerminateInstances take per call.
@@ -46,8 +45,13 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// The regional endpoint, or the configured override. Plain HTTP only to loopback.
-    pub fn resolve(endpoint: Option<&str>, region: &str) -> Result<Self, CloudError> {
+    /// The service's endpoint for the region, or the configured override (which serves every
+    /// service, as the simulator does). Plain HTTP only to loopback.
+    pub fn resolve(
+        endpoint: Option<&str>,
+        service: Service,
+        region: &str,
+    ) -> Result<Self, CloudError> {
         match endpoint {
             Some(url) => Self::parse(url),
             None => {
@@ -60,7 +64,7 @@ impl Endpoint {
                         "region {region:?} is not a Tencent Cloud region name"
                     )));
                 }
-                Self::parse(&format!("https://cvm.{region}.tencentcloudapi.com/"))
+                Self::parse(&format!("https://{}/", service.default_host(region)))
             }
         }
     }
@@ -116,6 +120,7 @@ fn is_loopback(host: &str) -> bool {
 /// skips it.
 pub fn request_headers(
     credentials: &Credentials,
+    service: Service,
     host: &str,
     action: &str,
     region: &str,
@@ -130,14 +135,14 @@ pub fn request_headers(
             headers: &[("content-type", CONTENT_TYPE), ("host", host)],
             payload: body,
             timestamp,
-            service: SERVICE,
+            service: service.name,
         },
     );
     let mut headers = vec![
         ("Host", host.to_string()),
         ("Content-Type", CONTENT_TYPE.to_string()),
         ("X-TC-Action", action.to_string()),
-        ("X-TC-Version", API_VERSION.to_string()),
+        ("X-TC-Version", service.version.to_string()),
         ("X-TC-Timestamp", timestamp.to_string()),
         ("X-TC-Region", region.to_string()),
         ("X-TC-RequestClient", REQUEST_CLIENT.to_string()),
@@ -147,7 +152,7 @@ pub fn request_headers(
     }
     headers.push((
         "Authorization",
-        signature.authorization(&credentials.secret_id, SERVICE),
+        signature.authorization(&credentials.secret_id, service.name),
     ));
     headers
 }
@@ -233,22 +238,79 @@ fn may_retry(class: ErrorClass, idempotency: Idempotency) -> bool {
     }
 }
 
-/// Signs, sends and retries single calls; shared by the client and its batchers.
-struct ApiCore {
+/// Whether a call's first attempt still has to take its turn under the action's rate limit,
+/// or a batch already took it while it waited and filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Take,
+    Taken,
+}
+
+/// Signs, sends and retries single calls of one service; shared by a client and its batchers,
+/// and by the client of every Tencent service.
+pub(super) struct ApiCore {
     http: reqwest::Client,
     credentials: Credentials,
     region: String,
+    service: Service,
     endpoint: Result<Endpoint, CloudError>,
     limiter: RateLimiter,
     config: ClientConfig,
 }
 
 impl ApiCore {
-    async fn call<Req, Resp>(
+    pub(super) fn new(
+        http: reqwest::Client,
+        credentials: Credentials,
+        region: String,
+        service: Service,
+        config: ClientConfig,
+    ) -> Self {
+        Self {
+            endpoint: Endpoint::resolve(config.endpoint.as_deref(), service, &region),
+            http,
+            credentials,
+            region,
+            service,
+            limiter: RateLimiter::new(config.rate_limits.clone()),
+            config,
+        }
+    }
+
+    pub(super) fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub(super) async fn call<Req, Resp>(
         &self,
         action: &'static str,
         request: &Req,
         idempotency: Idempotency,
+    ) -> Result<Resp, CloudError>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
+        self.call_in_turn(action, request, idempotency, Turn::Take)
+            .await
+    }
+
+    /// Waits for `action`'s turn under its rate limit.
+    async fn take_turn(&self, action: &str) {
+        let waited = self.limiter.acquire(action).await;
+        if !waited.is_zero()
+            && let Some(observer) = &self.config.observer
+        {
+            observer.rate_limit_wait(action, waited);
+        }
+    }
+
+    async fn call_in_turn<Req, Resp>(
+        &self,
+        action: &'static str,
+        request: &Req,
+        idempotency: Idempotency,
+        turn: Turn,
     ) -> Result<Resp, CloudError>
     where
         Req: Serialize,
@@ -259,11 +321,8 @@ impl ApiCore {
             .map_err(|e| CloudError::Internal(format!("cannot encode {action}: {e}")))?;
         let mut attempt = 0;
         loop {
-            let waited = self.limiter.acquire(action).await;
-            if !waited.is_zero()
-                && let Some(observer) = &self.config.observer
-            {
-                observer.rate_limit_wait(action, waited);
+            if attempt > 0 || turn == Turn::Take {
+                self.take_turn(action).await;
             }
             let started = Instant::now();
             let result = self.send_once(endpoint, action, &body).await;
@@ -273,13 +332,14 @@ impl ApiCore {
                 Err(e) => (e.code(), e.request_id().unwrap_or("")),
             };
             tracing::debug!(
+                service = self.service.name,
                 action,
                 region = %self.region,
                 request_id,
                 outcome,
                 attempt,
                 elapsed_ms = elapsed.as_millis() as u64,
-                "CVM API call"
+                "Tencent Cloud API call"
             );
             if let Some(observer) = &self.config.observer {
                 observer.api_call(action, outcome, elapsed);
@@ -314,6 +374,7 @@ impl ApiCore {
             .map_or(0, |d| d.as_secs() as i64);
         let headers = request_headers(
             &self.credentials,
+            self.service,
             &endpoint.host,
             action,
             &self.region,
@@ -378,12 +439,12 @@ impl ApiCore {
         }
     }
 
-    async fn terminate_ids(&self, ids: &[String]) -> Result<(), CloudError> {
+    async fn terminate_ids(&self, ids: &[String], turn: Turn) -> Result<(), CloudError> {
         let request = TerminateInstancesRequest {
             instance_ids: ids.to_vec(),
         };
         let _: EmptyResponse = self
-            .call(TERMINATE_INSTANCES, &request, Idempotency::Safe)
+            .call_in_turn(TERMINATE_INSTANCES, &request, Idempotency::Safe, turn)
             .await?;
         Ok(())
     }
@@ -416,13 +477,15 @@ impl ApiCore {
     }
 
     /// Terminates up to 100 IDs. TerminateInstances fails as a whole when one ID is gone,
-    /// terminating or malformed; halving finds it without one call per ID.
+    /// terminating or malformed; halving finds it without one call per ID. `turn` is the
+    /// first call's; the halves take their own.
     fn terminate_isolating(
         self: Arc<Self>,
         ids: Vec<String>,
+        turn: Turn,
     ) -> BoxFuture<'static, BatchOutcome<String, ()>> {
         Box::pin(async move {
-            match self.terminate_ids(&ids).await {
+            match self.terminate_ids(&ids, turn).await {
                 Ok(()) => ids.into_iter().map(|id| (id, Ok(()))).collect(),
                 Err(e) if ids.len() == 1 && e.is_already_terminated() => {
                     ids.into_iter().map(|id| (id, Ok(()))).collect()
@@ -430,8 +493,8 @@ impl ApiCore {
                 Err(e) if ids.len() > 1 && blames_one_id(&e) => {
                     let (left, right) = ids.split_at(ids.len() / 2);
                     let (mut a, b) = futures::join!(
-                        Arc::clone(&self).terminate_isolating(left.to_vec()),
-                        self.terminate_isolating(right.to_vec())
+                        Arc::clone(&self).terminate_isolating(left.to_vec(), Turn::Take),
+                        self.terminate_isolating(right.to_vec(), Turn::Take)
                     );
                     a.extend(b);
                     a
@@ -497,7 +560,7 @@ fn blames_one_id(error: &CloudError) -> bool {
 pub struct CvmClient {
     core: Arc<ApiCore>,
     describe_batcher: Option<Batcher<String, Instance>>,
-    terminate_batcher: Option<Batcher<String, ()>>,
+    terminate_batchers: Option<TerminateBatchers>,
     tag_batcher: Option<Batcher<(String, String), Vec<Instance>>>,
 }
 
@@ -524,23 +587,17 @@ impl CvmClient {
         region: impl Into<String>,
         config: ClientConfig,
     ) -> Self {
-        let region = region.into();
-        let endpoint = Endpoint::resolve(config.endpoint.as_deref(), &region);
-        let core = Arc::new(ApiCore {
+        let core = Arc::new(ApiCore::new(
             http,
             credentials,
-            region,
-            endpoint,
-            limiter: RateLimiter::new(config.rate_limits.clone()),
-            config: config.clone(),
-        });
-        let (describe_batcher, terminate_batcher, tag_batcher) = if config.batching {
+            region.into(),
+            CVM,
+            config.clone(),
+        ));
+        let (describe_batcher, terminate_batchers, tag_batcher) = if config.batching {
             let describe_core = Arc::clone(&core);
             let describe: BatchRunner<String, Instance> =
                 Arc::new(move |ids| Arc::clone(&describe_core).describe_isolating(ids));
-            let terminate_core = Arc::clone(&core);
-            let terminate: BatchRunner<String, ()> =
-                Arc::new(move |ids| Arc::clone(&terminate_core).terminate_isolating(ids));
             let tag_core = Arc::clone(&core);
             let tags: BatchRunner<(String, String), Vec<Instance>> = Arc::new(move |keys| {
                 let core = Arc::clone(&tag_core);
@@ -554,12 +611,7 @@ impl CvmClient {
                     window,
                     describe,
                 )),
-                Some(Batcher::new(
-                    TERMINATE_INSTANCES,
-                    MAX_IDS_PER_CALL,
-                    window,
-                    terminate,
-                )),
+                Some(TerminateBatchers::new(Arc::clone(&core), window)),
                 Some(Batcher::new(
                     DESCRIBE_INSTANCES,
                     MAX_FILTER_VALUES,
@@ -573,7 +625,7 @@ impl CvmClient {
         Self {
             core,
             describe_batcher,
-            terminate_batcher,
+            terminate_batchers,
             tag_batcher,
         }
     }
@@ -647,32 +699,62 @@ impl CvmClient {
         }
     }
 
-    /// Terminates one instance. Already gone or already terminating counts as done.
-    pub async fn terminate_instance(&self, id: &str) -> Result<(), CloudError> {
-        match &self.terminate_batcher {
-            Some(batcher) => batcher.submit(id.to_string()).await.map(|_| ()),
-            None => self.terminate_instances(&[id.to_string()]).await,
+    /// Terminates one instance of the given charge type (`InstanceChargeType`, e.g.
+    /// `POSTPAID_BY_HOUR`). Already gone or already terminating counts as done.
+    pub async fn terminate_instance(&self, id: &str, charge_type: &str) -> Result<(), CloudError> {
+        match &self.terminate_batchers {
+            Some(batchers) => batchers
+                .for_charge_type(charge_type)
+                .submit(id.to_string())
+                .await
+                .map(|_| ()),
+            None => self.terminate_unbatched(&[id.to_string()]).await,
         }
     }
 
-    /// Terminates instances, 100 per call. Already gone or already terminating counts as done;
-    /// the first other error is returned after every instance has been tried.
-    pub async fn terminate_instances(&self, ids: &[String]) -> Result<(), CloudError> {
-        if let Some(batcher) = &self.terminate_batcher {
-            // Concurrent deletions share calls: one resource rarely has more than one ID,
-            // and TerminateInstances is limited to 10 calls a second.
-            let ids = dedup(ids);
-            let outcomes =
-                futures::future::join_all(ids.iter().map(|id| batcher.submit(id.clone()))).await;
-            return outcomes
-                .into_iter()
-                .find_map(Result::err)
-                .map_or(Ok(()), Err);
+    /// Terminates described instances: one group of calls per charge type (a call may not mix
+    /// them), 100 IDs per call. Already gone or already terminating counts as done; the first
+    /// other error is returned after every instance has been tried.
+    pub async fn terminate_instances(&self, instances: &[Instance]) -> Result<(), CloudError> {
+        let mut by_charge_type: HashMap<&str, Vec<String>> = HashMap::new();
+        for instance in instances {
+            by_charge_type
+                .entry(instance.instance_charge_type.as_deref().unwrap_or_default())
+                .or_default()
+                .push(instance.instance_id.clone());
         }
+        let outcomes = futures::future::join_all(by_charge_type.into_iter().map(
+            |(charge_type, ids)| async move {
+                match &self.terminate_batchers {
+                    // Concurrent deletions share calls: one resource rarely has more than one
+                    // ID, and TerminateInstances is limited to 10 calls a second.
+                    Some(batchers) => {
+                        let batcher = batchers.for_charge_type(charge_type);
+                        futures::future::join_all(
+                            dedup(&ids).into_iter().map(|id| batcher.submit(id)),
+                        )
+                        .await
+                        .into_iter()
+                        .find_map(Result::err)
+                        .map_or(Ok(()), Err)
+                    }
+                    None => self.terminate_unbatched(&ids).await,
+                }
+            },
+        ))
+        .await;
+        outcomes
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
+    }
+
+    /// IDs of one charge type, 100 per call, one call after the other.
+    async fn terminate_unbatched(&self, ids: &[String]) -> Result<(), CloudError> {
         let mut first_error = None;
         for chunk in dedup(ids).chunks(MAX_IDS_PER_CALL) {
             let outcome = Arc::clone(&self.core)
-                .terminate_isolating(chunk.to_vec())
+                .terminate_isolating(chunk.to_vec(), Turn::Take)
                 .await;
             if first_error.is_none() {
                 first_error = chunk
@@ -681,6 +763,49 @@ impl CvmClient {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// One TerminateInstances batcher per charge type, made on first use: the API refuses a call
+/// whose instances do not all share one charge type
+/// (`UnsupportedOperation.InstanceMixedPricingModel`).
+struct TerminateBatchers {
+    core: Arc<ApiCore>,
+    window: Duration,
+    by_charge_type: std::sync::Mutex<HashMap<String, Arc<Batcher<String, ()>>>>,
+}
+
+impl TerminateBatchers {
+    fn new(core: Arc<ApiCore>, window: Duration) -> Self {
+        Self {
+            core,
+            window,
+            by_charge_type: std::sync::Mutex::default(),
+        }
+    }
+
+    fn for_charge_type(&self, charge_type: &str) -> Arc<Batcher<String, ()>> {
+        let mut batchers = self
+            .by_charge_type
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let batcher = batchers.entry(charge_type.to_string()).or_insert_with(|| {
+            let core = Arc::clone(&self.core);
+            let runner: BatchRunner<String, ()> =
+                Arc::new(move |ids| Arc::clone(&core).terminate_isolating(ids, Turn::Taken));
+            // Under the rate limit a batch waits for its turn anyway: it keeps taking
+            // deletions meanwhile, so a wave of deletions costs few, full calls.
+            let core = Arc::clone(&self.core);
+            let gate: BatchGate = Arc::new(move || {
+                let core = Arc::clone(&core);
+                Box::pin(async move { core.take_turn(TERMINATE_INSTANCES).await })
+            });
+            Arc::new(
+                Batcher::new(TERMINATE_INSTANCES, MAX_IDS_PER_CALL, self.window, runner)
+                    .with_gate(gate),
+            )
+        });
+        Arc::clone(batcher)
     }
 }
 
@@ -714,6 +839,7 @@ mod tests {
         let creds = Credentials::new("AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", KEY_B);
         let headers = request_headers(
             &creds,
+            CVM,
             "cvm.tencentcloudapi.com",
             "DescribeInstances",
             "ap-guangzhou",
@@ -759,6 +885,7 @@ mod tests {
         let creds = Credentials::new("AKIDexample", KEY_B).with_token("sts-token");
         let headers = request_headers(
             &creds,
+            CVM,
             "cvm.ap-guangzhou.tencentcloudapi.com",
             "RunInstances",
             "ap-guangzhou",
@@ -813,6 +940,7 @@ mod tests {
         let creds = Credentials::new("AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", KEY_B);
         let headers = request_headers(
             &creds,
+            CVM,
             "cvm.tencentcloudapi.com",
             "RunInstances",
             "ap-guangzhou",
@@ -828,20 +956,20 @@ mod tests {
 
     #[test]
     fn default_endpoint_is_regional_https() {
-        let e = Endpoint::resolve(None, "ap-guangzhou").unwrap();
+        let e = Endpoint::resolve(None, CVM, "ap-guangzhou").unwrap();
         assert_eq!(
             e.url.as_str(),
             "https://cvm.ap-guangzhou.tencentcloudapi.com/"
         );
         assert_eq!(e.host, "cvm.ap-guangzhou.tencentcloudapi.com");
-        let err = Endpoint::resolve(None, "ap-guangzhou/evil").unwrap_err();
+        let err = Endpoint::resolve(None, CVM, "ap-guangzhou/evil").unwrap_err();
         assert_eq!(err.code(), "ClientError.ConfigError");
-        assert!(Endpoint::resolve(None, "").is_err());
+        assert!(Endpoint::resolve(None, CVM, "").is_err());
     }
 
     #[test]
     fn endpoint_override_rules() {
-        let sim = Endpoint::resolve(Some("http://127.0.0.1:8443"), "ap-guangzhou").unwrap();
+        let sim = Endpoint::resolve(Some("http://127.0.0.1:8443"), CVM, "ap-guangzhou").unwrap();
         assert_eq!(sim.host, "127.0.0.1:8443");
         assert_eq!(sim.url.as_str(), "http://127.0.0.1:8443/");
         assert_eq!(

@@ -142,6 +142,12 @@ impl CloudError {
         self.class().needs_person()
     }
 
+    /// The API does not serve the request's region at all (common code `UnsupportedRegion`):
+    /// no instance can exist there, so there is nothing to look up or clean up.
+    pub fn is_region_unsupported(&self) -> bool {
+        self.code() == "UnsupportedRegion"
+    }
+
     /// For TerminateInstances: the instance is already gone or on its way.
     pub fn is_already_terminated(&self) -> bool {
         matches!(
@@ -547,6 +553,26 @@ mod tests {
         }
         assert!(!api("UnsupportedOperation.InstanceStatePending").is_already_terminated());
         assert!(!api("InternalError").is_already_terminated());
+    }
+
+    #[test]
+    fn unknown_region_and_zone_codes_need_a_person() {
+        assert!(api("UnsupportedRegion").is_region_unsupported());
+        assert!(!api("InvalidZone.MismatchRegion").is_region_unsupported());
+        assert!(!api("InvalidRegion.NotFound").is_region_unsupported());
+        for code in [
+            "UnsupportedRegion",
+            "InvalidZone.MismatchRegion",
+            "InvalidRegion.NotFound",
+        ] {
+            assert!(
+                api(code).needs_person() && !api(code).is_retryable(),
+                "{code}"
+            );
+        }
+        // A sold-out zone may come back: slow retry, still no storm.
+        let sold_out = api("ResourceInsufficient.AvailabilityZoneSoldOut");
+        assert_eq!(sold_out.class(), Capacity);
     }
 
     #[test]

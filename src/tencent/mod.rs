@@ -1,4 +1,4 @@
-//! Tencent Cloud CVM API: signing, credentials, wire types, errors and the client.
+//! Tencent Cloud APIs (CVM, Tag): signing, credentials, wire types, errors and the clients.
 pub mod batch;
 pub mod client;
 pub mod config;
@@ -6,7 +6,9 @@ pub mod credentials;
 pub mod error;
 pub mod pool;
 pub mod ratelimit;
+pub mod service;
 pub mod sign;
+pub mod tag;
 pub mod types;
 
 pub use client::CvmClient;

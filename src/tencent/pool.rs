@@ -11,11 +11,13 @@ use super::client::{CvmClient, Endpoint};
 use super::config::ClientConfig;
 use super::credentials::Credentials;
 use super::error::CloudError;
+use super::tag::TagClient;
 
 pub struct ClientPool {
     http: reqwest::Client,
     config: ClientConfig,
     clients: Mutex<HashMap<(Credentials, String), Arc<CvmClient>>>,
+    tag_clients: Mutex<HashMap<(Credentials, String), Arc<TagClient>>>,
 }
 
 impl std::fmt::Debug for ClientPool {
@@ -44,6 +46,7 @@ impl ClientPool {
             http,
             config,
             clients: Mutex::new(HashMap::new()),
+            tag_clients: Mutex::new(HashMap::new()),
         })
     }
 
@@ -64,11 +67,29 @@ impl ClientPool {
         client
     }
 
+    /// The Tag service client for `credentials` in `region`, created on first use; its rate
+    /// limits are shared like the CVM client's.
+    pub fn tags(&self, credentials: &Credentials, region: &str) -> Arc<TagClient> {
+        let mut clients = self.tag_clients.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (credentials.clone(), region.to_string());
+        Arc::clone(clients.entry(key).or_insert_with(|| {
+            Arc::new(TagClient::new(
+                self.http.clone(),
+                credentials.clone(),
+                region,
+                self.config.clone(),
+            ))
+        }))
+    }
+
     /// Drops the clients nobody holds any more whose credentials are not in `keep`, e.g. after
     /// a Secret was rotated, so old keys do not stay in memory.
     pub fn retain_credentials(&self, keep: impl Fn(&Credentials) -> bool) {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
+            .retain(|(credentials, _), client| keep(credentials) || Arc::strong_count(client) > 1);
+        let mut tag_clients = self.tag_clients.lock().unwrap_or_else(|e| e.into_inner());
+        tag_clients
             .retain(|(credentials, _), client| keep(credentials) || Arc::strong_count(client) > 1);
     }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::credentials::SecretString;
 
 /// Reads `null` (or an absent field, with `#[serde(default)]`) as the type's default.
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,

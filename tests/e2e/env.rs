@@ -81,12 +81,13 @@ impl Sim {
     }
 
     pub async fn calls(&self, action: &str) -> u64 {
+        self.outcomes(action).await.values().sum()
+    }
+
+    /// Calls of `action` by outcome: `Success` or the error code.
+    pub async fn outcomes(&self, action: &str) -> std::collections::BTreeMap<String, u64> {
         let counters = self.admin.counters().await.expect("sim admin: counters");
-        counters
-            .calls
-            .get(action)
-            .map(|outcomes| outcomes.values().sum())
-            .unwrap_or(0)
+        counters.calls.get(action).cloned().unwrap_or_default()
     }
 }
 
@@ -217,6 +218,14 @@ impl Operator {
     }
 }
 
+/// The pay-as-you-go example (`web-1`) under another name.
+pub fn web(name: &str) -> String {
+    std::fs::read_to_string(format!("{REPO}/examples/pay-as-you-go.yaml"))
+        .unwrap()
+        .replace("name: web-1", &format!("name: {name}"))
+        .replace("hostName: web-1", &format!("hostName: {name}"))
+}
+
 /// The sim config most tests use: quick lifecycle, real rate limits.
 pub fn sim_config() -> Value {
     json!({
@@ -296,6 +305,16 @@ impl TestEnv {
         let path = self.dir.join(format!("manifest-{}.yaml", rand_suffix()));
         std::fs::write(&path, yaml).unwrap();
         run(self.kubectl().args(["apply", "-f"]).arg(&path))
+    }
+
+    /// `kubectl apply` of a manifest given as text, which must succeed.
+    pub fn apply_yaml_ok(&self, yaml: &str) {
+        let out = self.apply_yaml(yaml);
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `kubectl wait --for=condition=Ready` on one resource, as a user would.

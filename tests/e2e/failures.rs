@@ -5,7 +5,7 @@ use std::time::Duration;
 use cvm_operator::sim::faults::FaultSpec;
 use serde_json::json;
 
-use crate::env::{REPO, SECRET_ID, SECRET_KEY, TestEnv, sim_config};
+use crate::env::{REPO, SECRET_ID, SECRET_KEY, TestEnv, kubectl_ok, sim_config};
 
 const PAYG: &str = "web-1";
 
@@ -239,4 +239,75 @@ async fn rate_limits_and_internal_errors_still_converge_without_a_storm() {
         .filter_map(|o| o.get("RequestLimitExceeded"))
         .sum();
     assert!(limited <= 30, "too many RequestLimitExceeded: {counters:?}");
+}
+
+/// The simulator knows Tencent's public regions and zones: a region it does not serve and a
+/// zone of another region end Stalled with the Tencent code (a person must fix the spec),
+/// nothing is created, and both resources can still be deleted.
+#[tokio::test]
+async fn unknown_region_or_zone_stalls_with_the_tencent_code() {
+    let env = TestEnv::start("catalogue").await;
+    let yaml = std::fs::read_to_string(example("pay-as-you-go.yaml")).unwrap();
+    let placed = |name: &str, region: &str, zone: &str| {
+        yaml.replace("name: web-1", &format!("name: {name}"))
+            .replace("region: ap-guangzhou", &format!("region: {region}"))
+            .replace("zone: ap-guangzhou-3", &format!("zone: {zone}"))
+    };
+    // ap-shanghai-fsi-2 starts with `ap-shanghai-`, so admission lets it through; it is a
+    // zone of the financial region ap-shanghai-fsi, not of ap-shanghai.
+    let cases = [
+        (
+            placed("nowhere", "xx-nowhere", "xx-nowhere-1"),
+            "nowhere",
+            "UnsupportedRegion",
+        ),
+        (
+            placed("other-region-zone", "ap-shanghai", "ap-shanghai-fsi-2"),
+            "other-region-zone",
+            "InvalidZone.MismatchRegion",
+        ),
+    ];
+    for (manifest, _, _) in &cases {
+        let out = env.apply_yaml(manifest);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for (_, name, code) in &cases {
+        let reason = code.replace('.', "_");
+        let obj = env
+            .wait_reason(name, &reason, Duration::from_secs(30))
+            .await;
+        let status = obj.status.unwrap();
+        assert_eq!(
+            status.condition("Stalled").unwrap().status,
+            "True",
+            "{name}"
+        );
+        assert_eq!(status.condition("Ready").unwrap().status, "False", "{name}");
+        let message = &status.condition("Ready").unwrap().message;
+        assert!(
+            message.contains(code) && message.contains("RequestId"),
+            "{name}: {message}"
+        );
+        assert!(status.instance_id.is_none(), "{name}");
+    }
+    assert!(env.sim.instances().await.is_empty());
+    let counters = env.sim.admin.counters().await.unwrap();
+    assert!(counters.get("RunInstances", "UnsupportedRegion") >= 1);
+    assert!(counters.get("RunInstances", "InvalidZone.MismatchRegion") >= 1);
+    // Stalled means a slow retry, not a storm.
+    let attempts = env.sim.calls("RunInstances").await;
+    assert!(attempts <= 6, "{attempts} RunInstances calls");
+
+    for (_, name, _) in &cases {
+        kubectl_ok(env.kubectl().args(["delete", "cvm", name, "--wait=false"]));
+    }
+    for (_, name, _) in &cases {
+        env.wait_gone(name, Duration::from_secs(30)).await;
+    }
+    // The unsupported region is let go at once, saying why.
+    assert!(env.event_reasons().contains("RegionUnsupported"));
 }

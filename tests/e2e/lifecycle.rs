@@ -34,12 +34,16 @@ async fn examples_become_ready_with_ids_and_ips_and_deletion_terminates_them() {
     let env = TestEnv::start("examples").await;
     env.apply_file(&format!("{REPO}/examples/pay-as-you-go.yaml"));
     env.apply_file(&format!("{REPO}/examples/spot.yaml"));
+    // A spot instance without a bid: the API's fixed-discount price.
+    env.apply_file(&format!("{REPO}/examples/spot-market-price.yaml"));
     env.wait_ready("web-1", 90);
     env.wait_ready("batch-1", 90);
+    env.wait_ready("batch-2", 90);
 
     for (name, charge, wants_public_ip) in [
         ("web-1", "POSTPAID_BY_HOUR", true),
         ("batch-1", "SPOTPAID", false),
+        ("batch-2", "SPOTPAID", false),
     ] {
         let obj = env.get(name).await;
         let uid = obj.metadata.uid.clone().unwrap();
@@ -108,22 +112,35 @@ async fn examples_become_ready_with_ids_and_ips_and_deletion_terminates_them() {
     assert!(events.contains("InstanceCreated"), "{events}");
     assert!(events.contains("InstanceRunning"), "{events}");
 
-    let uids: Vec<String> = [env.get("web-1").await, env.get("batch-1").await]
-        .iter()
-        .map(|o| o.metadata.uid.clone().unwrap())
-        .collect();
+    let names = ["web-1", "batch-1", "batch-2"];
+    let mut uids = Vec::new();
+    for name in names {
+        uids.push(env.get(name).await.metadata.uid.unwrap());
+    }
     kubectl_ok(
         env.kubectl()
-            .args(["delete", "cvm", "web-1", "batch-1", "--wait=false"]),
+            .args(["delete", "cvm", "--wait=false"])
+            .args(names),
     );
-    env.wait_gone("web-1", Duration::from_secs(60)).await;
-    env.wait_gone("batch-1", Duration::from_secs(60)).await;
+    for name in names {
+        env.wait_gone(name, Duration::from_secs(60)).await;
+    }
     // The finalizer is released only once the instance is gone: no polling needed here.
     for uid in uids {
         let left = env.sim.instances_of(&uid).await;
         assert!(left.is_empty(), "instance left behind: {left:?}");
     }
-    assert!(env.sim.calls("TerminateInstances").await >= 1);
+    // Pay-as-you-go and spot instances deleted together: TerminateInstances refuses a call
+    // that mixes charge types, so none may be refused.
+    let terminations = env.sim.outcomes("TerminateInstances").await;
+    assert!(
+        terminations.get("Success").copied().unwrap_or(0) >= 2,
+        "{terminations:?}"
+    );
+    assert!(
+        terminations.keys().all(|outcome| outcome == "Success"),
+        "refused TerminateInstances calls: {terminations:?}"
+    );
 }
 
 #[tokio::test]

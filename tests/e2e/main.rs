@@ -8,6 +8,7 @@ mod support;
 
 mod env;
 mod failures;
+mod gitops;
 mod lifecycle;
 mod operations;
 mod recovery;

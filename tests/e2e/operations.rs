@@ -8,7 +8,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use serde_json::Value;
 
-use crate::env::{Operator, REPO, TestEnv, sim_config};
+use crate::env::{Operator, TestEnv, sim_config, web};
 use crate::support::wait_for;
 
 /// Where the operator keeps its Lease (the default without POD_NAMESPACE), and where
@@ -41,23 +41,6 @@ fn start(env: &TestEnv, name: &str, args: &[String]) -> Operator {
         false,
         &args,
     )
-}
-
-/// The pay-as-you-go example under another name.
-fn web(name: &str) -> String {
-    std::fs::read_to_string(format!("{REPO}/examples/pay-as-you-go.yaml"))
-        .unwrap()
-        .replace("name: web-1", &format!("name: {name}"))
-        .replace("hostName: web-1", &format!("hostName: {name}"))
-}
-
-fn apply(env: &TestEnv, yaml: &str) {
-    let out = env.apply_yaml(yaml);
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 async fn holder(leases: &Api<Lease>, lease: &str) -> Option<String> {
@@ -166,7 +149,7 @@ async fn two_replicas_only_the_leader_acts_and_the_standby_takes_over_when_it_di
     };
     assert_eq!(first, leader.identity);
 
-    apply(&env, &web("web-1"));
+    env.apply_yaml_ok(&web("web-1"));
     env.wait_ready("web-1", 90);
 
     // Only the leader reconciled; the standby still waits, reports ready, and says so.
@@ -207,7 +190,7 @@ async fn two_replicas_only_the_leader_acts_and_the_standby_takes_over_when_it_di
     );
 
     // The new leader works: a new resource becomes Ready, and nothing was created twice.
-    apply(&env, &web("web-2"));
+    env.apply_yaml_ok(&web("web-2"));
     env.wait_ready("web-2", 90);
     assert!(standby.log().contains("cvminstance=\"web-2\""));
     for name in ["web-1", "web-2"] {
@@ -230,7 +213,7 @@ async fn sigterm_hands_the_lease_to_the_standby_at_once() {
     wait_holder_is(&leases, &lease, &a.identity, Duration::from_secs(30)).await;
     let b = start(&env, "b", &args);
     let _logs = LogsOnPanic(vec![&a, &b]);
-    apply(&env, &web("web-1"));
+    env.apply_yaml_ok(&web("web-1"));
     env.wait_ready("web-1", 90);
     wait_for("b to stand by", Duration::from_secs(30), || async {
         b.log().contains("standing by").then_some(())
@@ -247,7 +230,7 @@ async fn sigterm_hands_the_lease_to_the_standby_at_once() {
     // Released, not expired: one standby poll (2 s), well inside the lease duration.
     assert!(took < Duration::from_secs(8), "took {took:?}");
 
-    apply(&env, &web("web-2"));
+    env.apply_yaml_ok(&web("web-2"));
     env.wait_ready("web-2", 90);
     assert!(b.log().contains("cvminstance=\"web-2\""));
     assert_eq!(env.sim.calls("RunInstances").await, 2);
@@ -272,7 +255,7 @@ async fn metrics_probes_and_json_logs_report_real_content() {
     let (_, _, body) = get(&format!("{base}/readyz")).await;
     assert_eq!(body, "ready\n", "the leader is ready once its watch synced");
 
-    apply(&env, &web("web-1"));
+    env.apply_yaml_ok(&web("web-1"));
     env.wait_ready("web-1", 90);
     let id = env.get("web-1").await.status.unwrap().instance_id.unwrap();
 

@@ -102,6 +102,21 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
             "spec.tags: keys starting with cvm-operator.io/ are reserved",
         ),
         (
+            "tag key reserved by Tencent Cloud",
+            replace("team: web", "qcloud:owner: me"),
+            "spec.tags: keys starting with qcloud, tencent or project (any case) are reserved by Tencent Cloud",
+        ),
+        (
+            "tag key reserved by Tencent Cloud, other case and prefix",
+            replace("team: web", "Tencent-team: web"),
+            "spec.tags: keys starting with qcloud, tencent or project",
+        ),
+        (
+            "tag key reserved by Tencent Cloud: project",
+            replace("team: web", "projectName: web"),
+            "spec.tags: keys starting with qcloud, tencent or project",
+        ),
+        (
             "bad host name",
             replace("hostName: web-1", "hostName: -web"),
             "spec.hostName",

@@ -2,6 +2,8 @@
 //! real HTTP with requests signed by the project's signer.
 #![allow(dead_code)]
 
+pub mod python;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -71,6 +73,8 @@ pub struct Tweaks {
     pub sign_with_key: Option<String>,
     pub token: Option<String>,
     pub body_after_signing: Option<Vec<u8>>,
+    /// `X-TC-Language`, unsigned like the SDKs send it.
+    pub language: Option<&'static str>,
 }
 
 #[derive(Clone)]
@@ -179,6 +183,9 @@ impl Client {
         ];
         if let Some(token) = tweaks.token.clone().or_else(|| self.token.clone()) {
             headers.push(("X-TC-Token", token));
+        }
+        if let Some(language) = tweaks.language {
+            headers.push(("X-TC-Language", language.to_string()));
         }
         let mut request = self.http.post(format!("{}/", self.endpoint));
         for (name, value) in headers {

@@ -1,4 +1,5 @@
-//! Where the etcd, kube-apiserver and kubectl binaries come from.
+//! Where the test tools come from: the control plane (etcd, kube-apiserver, kubectl) and
+//! gitops-health, each built from Go modules by a script in tools/ that caches its output.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -7,12 +8,15 @@ use std::process::{Command, Stdio};
 /// sets it so test binaries skip even the cache check.
 pub const BIN_DIR_ENV: &str = "CVM_OPERATOR_CONTROL_PLANE_BIN";
 
+/// Points at the gitops-health binary; tools/test.sh sets it.
+pub const GITOPS_HEALTH_ENV: &str = "CVM_OPERATOR_GITOPS_HEALTH";
+
 /// The bin directory from `CVM_OPERATOR_CONTROL_PLANE_BIN`, or else from
 /// tools/build-control-plane.sh (which only builds when its cache is empty).
 pub fn bin_dir() -> Result<PathBuf, String> {
     let dir = match std::env::var_os(BIN_DIR_ENV) {
         Some(dir) => PathBuf::from(dir),
-        None => build_with_script()?,
+        None => build_with_script("tools/build-control-plane.sh")?,
     };
     for binary in ["etcd", "kube-apiserver", "kubectl"] {
         if !dir.join(binary).is_file() {
@@ -22,8 +26,22 @@ pub fn bin_dir() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-fn build_with_script() -> Result<PathBuf, String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/build-control-plane.sh");
+/// tools/gitops-health (kstatus and Argo CD's Lua engine), from `CVM_OPERATOR_GITOPS_HEALTH`
+/// or else from tools/build-gitops-health.sh.
+pub fn gitops_health() -> Result<PathBuf, String> {
+    let binary = match std::env::var_os(GITOPS_HEALTH_ENV) {
+        Some(path) => PathBuf::from(path),
+        None => build_with_script("tools/build-gitops-health.sh")?,
+    };
+    if !binary.is_file() {
+        return Err(format!("{} does not exist", binary.display()));
+    }
+    Ok(binary)
+}
+
+/// Runs a build script of the repository and returns the path it prints last.
+fn build_with_script(relative: &str) -> Result<PathBuf, String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative);
     // The script's progress goes to stderr, which a first build needs people to see.
     let output = Command::new(&script)
         .stderr(Stdio::inherit())
@@ -37,5 +55,5 @@ fn build_with_script() -> Result<PathBuf, String> {
         .lines()
         .last()
         .map(|line| PathBuf::from(line.trim()))
-        .ok_or_else(|| format!("{} printed no bin directory", script.display()))
+        .ok_or_else(|| format!("{} printed no path", script.display()))
 }

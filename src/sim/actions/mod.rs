@@ -1,20 +1,26 @@
-//! The CVM actions the simulator serves.
+//! The actions the simulator serves: CVM's, and the Tag service's.
 
 mod describe;
 mod naming;
 pub mod params;
 mod run;
 mod status;
+mod tags;
 mod terminate;
+mod zones;
 
 use std::time::Instant;
 
 use serde_json::Value;
 
+use super::catalogue::Language;
 use super::error::ApiResult;
 use super::state::SimState;
 
-pub const API_VERSION: &str = "2017-03-12";
+pub use crate::tencent::service::{CVM, Service, TAG};
+
+/// The services served, each with its version: one endpoint for all of them.
+pub const SERVICES: &[Service] = &[CVM, TAG];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -22,15 +28,25 @@ pub enum Action {
     DescribeInstances,
     DescribeInstancesStatus,
     TerminateInstances,
+    DescribeRegions,
+    DescribeZones,
+    DescribeResourceTagsByResourceIds,
 }
 
 impl Action {
-    pub fn from_name(name: &str) -> Option<Self> {
+    /// The action `name` of `service`, if the simulator serves it.
+    pub fn from_name(service: Service, name: &str) -> Option<Self> {
+        if service == TAG {
+            return (name == "DescribeResourceTagsByResourceIds")
+                .then_some(Self::DescribeResourceTagsByResourceIds);
+        }
         Some(match name {
             "RunInstances" => Self::RunInstances,
             "DescribeInstances" => Self::DescribeInstances,
             "DescribeInstancesStatus" => Self::DescribeInstancesStatus,
             "TerminateInstances" => Self::TerminateInstances,
+            "DescribeRegions" => Self::DescribeRegions,
+            "DescribeZones" => Self::DescribeZones,
             _ => return None,
         })
     }
@@ -41,6 +57,9 @@ impl Action {
             Self::DescribeInstances => "DescribeInstances",
             Self::DescribeInstancesStatus => "DescribeInstancesStatus",
             Self::TerminateInstances => "TerminateInstances",
+            Self::DescribeRegions => "DescribeRegions",
+            Self::DescribeZones => "DescribeZones",
+            Self::DescribeResourceTagsByResourceIds => "DescribeResourceTagsByResourceIds",
         }
     }
 }
@@ -49,6 +68,8 @@ impl Action {
 pub struct Ctx<'a> {
     pub owner: &'a str,
     pub region: &'a str,
+    /// From `X-TC-Language`: the language of region and zone names.
+    pub language: Language,
     pub request_id: &'a str,
     pub now: Instant,
 }
@@ -65,6 +86,11 @@ pub fn handle(
         Action::DescribeInstances => describe::handle(ctx, state, params),
         Action::DescribeInstancesStatus => status::handle(ctx, state, params),
         Action::TerminateInstances => terminate::handle(ctx, state, params),
+        Action::DescribeRegions => zones::describe_regions(ctx, state, params),
+        Action::DescribeZones => zones::describe_zones(ctx, state, params),
+        Action::DescribeResourceTagsByResourceIds => {
+            tags::describe_resource_tags_by_resource_ids(ctx, state, params)
+        }
     }
 }
 

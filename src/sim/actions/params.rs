@@ -74,6 +74,11 @@ pub fn instance_ids(ids: &[String]) -> ApiResult<Vec<&str>> {
     Ok(unique)
 }
 
+/// A parameter the action cannot do without: `MissingParameter` naming it when absent.
+pub fn required<T>(value: Option<T>, name: &str) -> ApiResult<T> {
+    value.ok_or_else(|| ApiError::missing_parameter(name))
+}
+
 /// Offset and Limit of the paginated describe calls: Limit defaults to 20, at most 100.
 pub fn page(offset: Option<i64>, limit: Option<i64>) -> ApiResult<(usize, usize)> {
     let offset = offset.unwrap_or(0);

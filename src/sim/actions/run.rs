@@ -313,18 +313,7 @@ fn validate(ctx: &Ctx<'_>, state: &SimState, r: Request) -> ApiResult<Plan> {
     let zone = placement
         .zone
         .ok_or_else(|| ApiError::missing_parameter("Placement.Zone"))?;
-    let zone_number = zone
-        .strip_prefix(ctx.region)
-        .and_then(|rest| rest.strip_prefix('-'));
-    if !zone_number.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
-        return Err(ApiError::new(
-            "InvalidZone.MismatchRegion",
-            format!(
-                "The specified zone `{zone}` does not exist in region `{}`.",
-                ctx.region
-            ),
-        ));
-    }
+    state.catalogue.check_launch_zone(ctx.region, &zone)?;
     let image_id = r
         .image_id
         .ok_or_else(|| ApiError::missing_parameter("ImageId"))?;

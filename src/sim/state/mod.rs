@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::accounts::{AccountState, Capacity, accounts_from_config};
+use super::catalogue::Catalogue;
 use super::config::{SimConfig, Timing};
 use super::counters::Counters;
 use super::faults::FaultTable;
@@ -33,6 +34,8 @@ pub struct SimState {
     /// Messages of launches queued to fail, consumed one per launched instance.
     pub launch_failures: VecDeque<String>,
     pub timing: Timing,
+    /// The regions and zones served; fixed at start-up.
+    pub catalogue: Catalogue,
 }
 
 pub fn seconds(value: f64) -> Duration {
@@ -53,6 +56,10 @@ impl SimState {
             counters: Counters::default(),
             launch_failures: VecDeque::new(),
             timing: config.timing,
+            catalogue: config
+                .regions
+                .clone()
+                .map_or_else(Catalogue::default, Catalogue::from_specs),
         }
     }
 

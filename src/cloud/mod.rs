@@ -1,0 +1,106 @@
+//! The seam between what the controllers decide and how Tencent Cloud is called.
+//!
+//! Controllers hold an `Arc<dyn Cloud>` for one (credentials, region) and get it from a
+//! [`Clouds`]. Production uses [`crate::tencent::client::CvmClient`] and its
+//! [`crate::tencent::pool::ClientPool`]; tests put a scripted, recording fake behind the same
+//! traits, so the create and delete protocol can be driven call by call, crash by crash.
+//! Methods return boxed futures so the traits stay object-safe without a macro crate.
+
+mod clock;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::tencent::client::CvmClient;
+use crate::tencent::credentials::Credentials;
+use crate::tencent::error::CloudError;
+use crate::tencent::pool::ClientPool;
+use crate::tencent::types::{Instance, RunInstancesRequest};
+
+/// What the controllers need from the CVM API for one (credentials, region).
+pub trait Cloud: Send + Sync {
+    /// Launches instances; their IDs. The request's ClientToken makes a repeat return the
+    /// same instances.
+    fn run_instances<'a>(
+        &'a self,
+        request: &'a RunInstancesRequest,
+    ) -> BoxFuture<'a, Result<Vec<String>, CloudError>>;
+
+    /// One instance; `None` when it does not exist (any more).
+    fn describe_instance<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Instance>, CloudError>>;
+
+    /// The given instances that exist; unknown IDs are absent.
+    fn describe_instances<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Instance>, CloudError>>;
+
+    /// Every instance carrying the tag `key=value`.
+    fn find_instances_by_tag<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Instance>, CloudError>>;
+
+    /// Terminates described instances. Already gone or terminating counts as done.
+    fn terminate_instances<'a>(
+        &'a self,
+        instances: &'a [Instance],
+    ) -> BoxFuture<'a, Result<(), CloudError>>;
+}
+
+/// Hands out the [`Cloud`] for credentials and a region; the same one for the same pair, so
+/// rate limits and batches are shared.
+pub trait Clouds: Send + Sync {
+    fn get(&self, credentials: &Credentials, region: &str) -> Arc<dyn Cloud>;
+}
+
+impl Cloud for CvmClient {
+    fn run_instances<'a>(
+        &'a self,
+        request: &'a RunInstancesRequest,
+    ) -> BoxFuture<'a, Result<Vec<String>, CloudError>> {
+        Box::pin(CvmClient::run_instances(self, request))
+    }
+
+    fn describe_instance<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Instance>, CloudError>> {
+        Box::pin(CvmClient::describe_instance(self, id))
+    }
+
+    fn describe_instances<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Instance>, CloudError>> {
+        Box::pin(CvmClient::describe_instances(self, ids))
+    }
+
+    fn find_instances_by_tag<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Instance>, CloudError>> {
+        Box::pin(CvmClient::find_instances_by_tag(self, key, value))
+    }
+
+    fn terminate_instances<'a>(
+        &'a self,
+        instances: &'a [Instance],
+    ) -> BoxFuture<'a, Result<(), CloudError>> {
+        Box::pin(CvmClient::terminate_instances(self, instances))
+    }
+}
+
+impl Clouds for ClientPool {
+    fn get(&self, credentials: &Credentials, region: &str) -> Arc<dyn Cloud> {
+        ClientPool::get(self, credentials, region)
+    }
+}
