@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test of cvm-operator: formatting, lints, unit tests, the simulator tests and
-# the end-to-end tests against a real kube-apiserver + etcd. Fails on the first failure.
+# Runs every test of cvm-operator: formatting, lints, unit tests, the simulator tests, the
+# end-to-end tests against a real kube-apiserver + etcd, and the packaging tests (the
+# image, run under containerd; the Helm chart). Fails on the first failure.
 #
 #   tools/test.sh
 #
-# The control plane and tools/gitops-health are built from Go modules on the first run
-# (many minutes) and cached in ~/.cache/cvm-operator; so is the cargo target directory
-# unless CARGO_TARGET_DIR is set.
+# The control plane, tools/gitops-health and the packaging tools (crane, crictl, helm) are
+# built from Go modules on the first run (many minutes), containerd and runc come from
+# Debian's packages, and all are cached in ~/.cache/cvm-operator; so is the cargo target
+# directory unless CARGO_TARGET_DIR is set. The test binaries would build or fetch the
+# packaging tools too; the steps below do it first so that their time is reported on its own.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,6 +58,9 @@ build_tool() { # VAR script
 step "rust components" ensure_rust_components
 step "control plane build" build_tool CVM_OPERATOR_CONTROL_PLANE_BIN tools/build-control-plane.sh
 step "gitops-health build" build_tool CVM_OPERATOR_GITOPS_HEALTH tools/build-gitops-health.sh
+step "packaging tools build" tools/build-go-tools.sh
+step "containerd + runc (Debian)" tools/fetch-container-runtime.sh
+step "image build" tools/build-image.sh
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
 step "cargo test" cargo test --locked --lib --bins --tests

@@ -24,6 +24,19 @@ pub enum SecretProblem {
         name: String,
         key: String,
     },
+    /// RBAC denies the operator `get` on the Secret: in the per-namespace Secrets mode, the
+    /// namespace has not opted in. `denial` is the API server's message, which names the
+    /// operator's identity, the verb, the resource and the namespace.
+    #[error(
+        "the operator may not read Secret {namespace}/{name}: {denial}. Grant its \
+         ServiceAccount `get` on `secrets` in namespace {namespace}, e.g. with a RoleBinding to \
+         its secret-reader ClusterRole (docs/operations.md, Secrets per namespace)"
+    )]
+    SecretForbidden {
+        namespace: String,
+        name: String,
+        denial: String,
+    },
     #[error(
         "spec.credentialsSecretRef is not set and the operator has no default credentials \
          (TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY)"
@@ -42,6 +55,10 @@ impl SecretProblem {
             (SecretProblem::KeyMissing { .. }, Purpose::Credentials) => "CredentialsKeyMissing",
             (SecretProblem::SecretNotFound { .. }, Purpose::Password) => "PasswordSecretNotFound",
             (SecretProblem::KeyMissing { .. }, Purpose::Password) => "PasswordKeyMissing",
+            (SecretProblem::SecretForbidden { .. }, Purpose::Credentials) => {
+                "CredentialsSecretForbidden"
+            }
+            (SecretProblem::SecretForbidden { .. }, Purpose::Password) => "PasswordSecretForbidden",
         }
     }
 }
@@ -62,12 +79,9 @@ pub async fn resolve_credentials(
     let Some(reference) = &obj.spec.credentials_secret_ref else {
         return Ok(defaults.cloned().ok_or(SecretProblem::NoDefaultCredentials));
     };
-    let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-    let Some(secret) = secrets.get_opt(&reference.name).await? else {
-        return Ok(Err(SecretProblem::SecretNotFound {
-            namespace: namespace.to_string(),
-            name: reference.name.clone(),
-        }));
+    let secret = match read_secret(kube, namespace, &reference.name).await? {
+        Ok(secret) => secret,
+        Err(problem) => return Ok(Err(problem)),
     };
     let field = |key: &str| secret_value(&secret, key);
     let missing = |key: &str| SecretProblem::KeyMissing {
@@ -94,12 +108,9 @@ pub async fn resolve_password(
     namespace: &str,
     reference: &SecretKeyRef,
 ) -> Result<Result<SecretString, SecretProblem>, kube::Error> {
-    let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-    let Some(secret) = secrets.get_opt(&reference.name).await? else {
-        return Ok(Err(SecretProblem::SecretNotFound {
-            namespace: namespace.to_string(),
-            name: reference.name.clone(),
-        }));
+    let secret = match read_secret(kube, namespace, &reference.name).await? {
+        Ok(secret) => secret,
+        Err(problem) => return Ok(Err(problem)),
     };
     Ok(secret_value(&secret, &reference.key)
         .map(SecretString::new)
@@ -108,6 +119,31 @@ pub async fn resolve_password(
             name: reference.name.clone(),
             key: reference.key.clone(),
         }))
+}
+
+/// The Secret `namespace/name`; its absence and an RBAC denial are problems a person must
+/// fix (they become conditions), any other API error is retried.
+async fn read_secret(
+    kube: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Result<Secret, SecretProblem>, kube::Error> {
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
+    match secrets.get_opt(name).await {
+        Ok(Some(secret)) => Ok(Ok(secret)),
+        Ok(None) => Ok(Err(SecretProblem::SecretNotFound {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })),
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            Ok(Err(SecretProblem::SecretForbidden {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                denial: status.message,
+            }))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// A non-empty value from `data` or `stringData`, trimmed of the newline `echo` leaves.
@@ -163,5 +199,29 @@ mod tests {
         );
         assert_eq!(p.reason(Purpose::Credentials), "CredentialsKeyMissing");
         assert_eq!(p.reason(Purpose::Password), "PasswordKeyMissing");
+    }
+
+    #[test]
+    fn a_forbidden_secret_names_the_missing_permission() {
+        let p = SecretProblem::SecretForbidden {
+            namespace: "team-b".into(),
+            name: "tc".into(),
+            denial: "secrets \"tc\" is forbidden: User \"system:serviceaccount:ops:op\" \
+                     cannot get resource \"secrets\" in API group \"\" in the namespace \"team-b\""
+                .into(),
+        };
+        let message = p.to_string();
+        assert!(
+            message.starts_with(
+                "the operator may not read Secret team-b/tc: secrets \"tc\" is forbidden"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("`get` on `secrets` in namespace team-b"),
+            "{message}"
+        );
+        assert_eq!(p.reason(Purpose::Credentials), "CredentialsSecretForbidden");
+        assert_eq!(p.reason(Purpose::Password), "PasswordSecretForbidden");
     }
 }

@@ -140,8 +140,29 @@ impl Operator {
         default_credentials: bool,
         extra: &[&str],
     ) -> Operator {
-        let cp = support::control_plane();
-        let kubeconfig = cp.service_account_kubeconfig("cvm-operator", "cvm-operator");
+        let kubeconfig =
+            support::control_plane().service_account_kubeconfig("cvm-operator", "cvm-operator");
+        Self::start_as(
+            dir,
+            name,
+            &kubeconfig,
+            sim_endpoint,
+            namespace,
+            default_credentials,
+            extra,
+        )
+    }
+
+    /// An operator authenticating with `kubeconfig` (another identity than deploy/'s).
+    pub fn start_as(
+        dir: &Path,
+        name: &str,
+        kubeconfig: &Path,
+        sim_endpoint: &str,
+        namespace: &str,
+        default_credentials: bool,
+        extra: &[&str],
+    ) -> Operator {
         let identity = format!("{namespace}-{name}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cvm-operator"));
         cmd.arg("run")

@@ -12,4 +12,5 @@ mod gitops;
 mod lifecycle;
 mod operations;
 mod recovery;
+mod secrets;
 mod validation;

@@ -204,6 +204,12 @@ impl ControlPlane {
         &self.server_url
     }
 
+    /// The CA that signed the API server's certificate (what a Pod finds in its
+    /// ServiceAccount volume as ca.crt).
+    pub fn ca_pem(&self) -> &str {
+        self.ca.cert_pem()
+    }
+
     /// Prints the tail of etcd's and kube-apiserver's logs to stderr.
     pub fn dump_logs(&self) {
         eprintln!("{}", self.log_tails());

@@ -22,6 +22,7 @@ pub mod binaries;
 mod control_plane;
 mod pki;
 pub mod process;
+pub mod tools;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -122,6 +123,14 @@ where
     }
 }
 
+/// deploy/ installed, an admin client and a fresh namespace: how most tests begin.
+pub async fn namespace_with_deploy(prefix: &str) -> (kube::Client, String) {
+    install_deploy();
+    let client = control_plane().admin_client().await;
+    let namespace = new_namespace(&client, prefix).await;
+    (client, namespace)
+}
+
 /// Runs a command (kubectl) and panics with its output unless it succeeds; returns stdout.
 pub fn kubectl_ok(cmd: &mut std::process::Command) -> String {
     let out = cmd
@@ -178,26 +187,36 @@ fn new_work_dir() -> Result<PathBuf, String> {
 
 /// Removes directories left by test binaries that died without cleaning up (SIGKILL).
 fn remove_abandoned_work_dirs(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(WORK_DIR_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: signal 0 only checks whether the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !alive {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
+    for dir in abandoned_entries(base, WORK_DIR_PREFIX) {
+        let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// The entries of `dir` named `<prefix><pid>-...` whose process no longer exists: what a
+/// test binary killed before its cleanup left behind.
+pub fn abandoned_entries(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(prefix))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+            else {
+                return false;
+            };
+            // SAFETY: signal 0 only checks whether the process exists.
+            let alive = unsafe { libc::kill(pid, 0) } == 0
+                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            !alive
+        })
+        .map(|entry| entry.path())
+        .collect()
 }
 
 /// Statics are never dropped, so the control plane stops from an atexit handler, which
