@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::api::{CvmInstance, SecretKeyRef};
+use crate::api::{SecretKeyRef, SecretRef};
 use crate::tencent::credentials::{Credentials, SecretString};
 
 pub const KEY_SECRET_ID: &str = "secretId";
@@ -69,14 +69,16 @@ pub enum Purpose {
     Password,
 }
 
-/// The credentials for `obj`: its Secret, or the operator's defaults.
+/// The credentials a resource in `namespace` names with `reference` (its Secret), or the
+/// operator's defaults when it names none. Any kind of resource with a credentials reference
+/// resolves them here.
 pub async fn resolve_credentials(
     kube: &kube::Client,
-    obj: &CvmInstance,
+    reference: Option<&SecretRef>,
     namespace: &str,
     defaults: Option<&Credentials>,
 ) -> Result<Result<Credentials, SecretProblem>, kube::Error> {
-    let Some(reference) = &obj.spec.credentials_secret_ref else {
+    let Some(reference) = reference else {
         return Ok(defaults.cloned().ok_or(SecretProblem::NoDefaultCredentials));
     };
     let secret = match read_secret(kube, namespace, &reference.name).await? {

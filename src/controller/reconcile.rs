@@ -51,7 +51,8 @@ pub async fn apply(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error
 /// credentials are missing (the resource is then Stalled, saying which Secret or key).
 pub async fn cloud_client(t: &mut Target<'_>) -> Result<Result<Arc<dyn Cloud>, Action>, Error> {
     let defaults = t.ctx.settings.default_credentials.as_ref();
-    match resolve_credentials(&t.ctx.kube, &t.obj, &t.namespace, defaults).await? {
+    let reference = t.obj.spec.credentials_secret_ref.as_ref();
+    match resolve_credentials(&t.ctx.kube, reference, &t.namespace, defaults).await? {
         Ok(credentials) => Ok(Ok(t.ctx.clouds.get(&credentials, &t.obj.spec.region))),
         Err(problem) => Ok(Err(secret_problem(t, &problem, Purpose::Credentials).await?)),
     }
