@@ -146,8 +146,9 @@ async fn create(t: &mut Target<'_>, cloud: &Arc<dyn Cloud>) -> Result<Action, Er
         attempt,
     };
     let Some(persisted) = t.persisted_token(&token) else {
-        // `save` above stores the token or fails; the stored status not holding it means
-        // another writer replaced it meanwhile. Start over from a fresh read.
+        // Not reached: the token was either read back from the API server or stored by
+        // `save` above, which fails otherwise. Asking `Target` for it is what lets the
+        // compiler hold every RunInstances to that rule; if it ever fails, start over.
         return Ok(Action::requeue(t.ctx.settings.poll_min));
     };
     let request = run_instances_request(spec, &owner, &persisted, password);

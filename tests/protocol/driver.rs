@@ -195,6 +195,14 @@ impl Process {
         .await
     }
 
+    /// Until the resource is Stalled with `reason`.
+    pub async fn until_stalled(&self, world: &World, reason: &str) -> Result<(), Crashed> {
+        self.drive(world, &format!("Stalled {reason}"), |o| {
+            o.is_some_and(|o| condition_reason(o, "Stalled").as_deref() == Some(reason))
+        })
+        .await
+    }
+
     /// Until the resource is gone.
     pub async fn until_gone(&self, world: &World) -> Result<(), Crashed> {
         self.drive(world, "gone", |o| o.is_none()).await

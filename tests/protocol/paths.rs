@@ -161,12 +161,7 @@ async fn a_failed_launch_stalls_until_the_spec_changes() {
     let process = world.process(CrashSwitch::never()).await;
     let first = until_instance_id(&world, &process).await;
     world.cloud.fail_launch(&first);
-    process
-        .drive(&world, "Stalled", |o| {
-            o.is_some_and(|o| condition_reason(o, "Stalled").as_deref() == Some("LaunchFailed"))
-        })
-        .await
-        .unwrap();
+    process.until_stalled(&world, "LaunchFailed").await.unwrap();
     for _ in 0..5 {
         world.clock.advance(Duration::from_secs(600));
         process.step(&world).await.unwrap();
@@ -196,11 +191,7 @@ async fn a_quota_error_stalls_with_its_code_and_recovers_when_the_quota_returns(
     );
     let process = world.process(CrashSwitch::never()).await;
     process
-        .drive(&world, "Stalled", |o| {
-            o.is_some_and(|o| {
-                condition_reason(o, "Stalled").as_deref() == Some("LimitExceeded_InstanceQuota")
-            })
-        })
+        .until_stalled(&world, "LimitExceeded_InstanceQuota")
         .await
         .unwrap();
     assert_eq!(world.cloud.launched(), 0);
