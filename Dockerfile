@@ -16,6 +16,10 @@ FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's member crates: cargo reads every member's manifest; the operator links
+# tencent-cloud, and cvm-sim (a dev-dependency) is not compiled for --bin cvm-operator.
+COPY crates ./crates
+COPY benches ./benches
 # glibc static-pie: no musl target needed. RUSTFLAGS with an explicit --target so that build
 # scripts and proc-macros stay dynamic. The cache mounts keep the registry and compiled
 # dependencies between builds; the binary is copied out of the cached target directory.

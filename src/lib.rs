@@ -5,6 +5,4 @@ pub mod controller;
 pub mod http;
 pub mod leader;
 pub mod metrics;
-pub mod sim;
 pub mod telemetry;
-pub mod tencent;

@@ -14,9 +14,9 @@ use cvm_operator::http;
 use cvm_operator::leader::{LeaderElector, LeaseSettings, default_identity};
 use cvm_operator::metrics::{self, Metrics};
 use cvm_operator::telemetry::{self, LogFormat};
-use cvm_operator::tencent::config::{ClientConfig, RateLimits};
-use cvm_operator::tencent::credentials::Credentials;
-use cvm_operator::tencent::pool::ClientPool;
+use tencent_cloud::config::{ClientConfig, RateLimits};
+use tencent_cloud::credentials::Credentials;
+use tencent_cloud::pool::ClientPool;
 
 #[derive(Parser)]
 #[command(

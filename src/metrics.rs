@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::tencent::config::ApiObserver;
+use tencent_cloud::config::ApiObserver;
 
 /// The prefix of every metric name.
 pub const PREFIX: &str = "cvm_operator";

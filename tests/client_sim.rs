@@ -5,16 +5,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cvm_operator::sim::config::{AccountConfig, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Timing};
-use cvm_operator::sim::faults::FaultSpec;
-use cvm_operator::sim::{Server, ServerHandle, SimAdmin, SimConfig};
-use cvm_operator::tencent::types::{
+use cvm_sim::config::{AccountConfig, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Timing};
+use cvm_sim::faults::FaultSpec;
+use cvm_sim::{Server, ServerHandle, SimAdmin, SimConfig};
+use tencent_cloud::types::{
     InstanceMarketOptions, InternetAccessible, Placement, RunInstancesRequest, SpotOptions, Tag,
     TagSpecification,
 };
-use cvm_operator::tencent::{
-    ApiObserver, ClientConfig, ClientPool, Credentials, CvmClient, ErrorClass,
-};
+use tencent_cloud::{ApiObserver, ClientConfig, ClientPool, Credentials, CvmClient, ErrorClass};
 
 const REGION: &str = "ap-guangzhou";
 const UID_TAG: &str = "cvm-operator.io/uid";
@@ -481,7 +479,7 @@ async fn running_instances(
     uid: &str,
     charge_type: &str,
     count: i64,
-) -> Vec<cvm_operator::tencent::types::Instance> {
+) -> Vec<tencent_cloud::types::Instance> {
     let mut request = run_request(uid);
     request.instance_charge_type = Some(charge_type.into());
     request.instance_count = Some(count);

@@ -12,9 +12,9 @@ use std::time::Duration;
 use cvm_operator::controller::events::EventPublisher;
 use cvm_operator::controller::sweep::Sweeper;
 use cvm_operator::controller::{self, Context, Settings};
-use cvm_operator::tencent::config::ClientConfig;
-use cvm_operator::tencent::pool::ClientPool;
 use support::kubectl_ok;
+use tencent_cloud::config::ClientConfig;
+use tencent_cloud::pool::ClientPool;
 
 const CRD: &str = "crd/cvminstances.cvm-operator.io";
 

@@ -20,4 +20,7 @@ fi
 if [[ $# -eq 0 ]]; then
     set -- 100 1000 --big 10000
 fi
+# cvm-sim is a crate of its own: cargo builds its binary only when asked, in the bench
+# profile's directory (target/release), where the benchmark looks for it.
+nice cargo build --release --locked -p cvm-sim --bin cvm-sim
 exec nice cargo bench --bench scale -- "$@"

@@ -139,8 +139,8 @@ kubectl=("$bin/kubectl")
 log "control plane ready at $server"
 
 if ! $control_plane_only; then
-	log "building cvm-sim and cvm-operator (cargo build --bins)"
-	cargo build --bins
+	log "building cvm-sim and cvm-operator (cargo build --workspace --bins)"
+	cargo build --workspace --bins
 	target=$CARGO_TARGET_DIR/debug
 
 	start cvm-sim "$target/cvm-sim" --listen 127.0.0.1:0

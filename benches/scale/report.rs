@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use cvm_operator::sim::admin_client::SimCounters;
+use cvm_sim::admin_client::SimCounters;
 
 use crate::proc_stats::ProcStats;
 use crate::world::Cloud;

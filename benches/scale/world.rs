@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use cvm_operator::sim::admin_client::SimAdmin;
+use cvm_sim::admin_client::SimAdmin;
 use serde_json::{Value, json};
 
 use crate::proc_stats::{self, ProcStats};
@@ -89,7 +89,7 @@ impl Sim {
             serde_json::to_vec_pretty(&cloud.sim_config()).unwrap(),
         )
         .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cvm-sim"));
+        let mut cmd = Command::new(crate::support::binaries::cvm_sim());
         cmd.arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "warn");

@@ -1,8 +1,8 @@
 //! The seam between what the controllers decide and how Tencent Cloud is called.
 //!
 //! Controllers hold an `Arc<dyn Cloud>` for one (credentials, region) and get it from a
-//! [`Clouds`]. Production uses [`crate::tencent::client::CvmClient`] and its
-//! [`crate::tencent::pool::ClientPool`]; tests put a scripted, recording fake behind the same
+//! [`Clouds`]. Production uses [`tencent_cloud::client::CvmClient`] and its
+//! [`tencent_cloud::pool::ClientPool`]; tests put a scripted, recording fake behind the same
 //! traits, so the create and delete protocol can be driven call by call, crash by crash.
 //! Methods return boxed futures so the traits stay object-safe without a macro crate.
 
@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::tencent::client::CvmClient;
-use crate::tencent::credentials::Credentials;
-use crate::tencent::error::CloudError;
-use crate::tencent::pool::ClientPool;
-use crate::tencent::types::{Instance, RunInstancesRequest};
+use tencent_cloud::client::CvmClient;
+use tencent_cloud::credentials::Credentials;
+use tencent_cloud::error::CloudError;
+use tencent_cloud::pool::ClientPool;
+use tencent_cloud::types::{Instance, RunInstancesRequest};
 
 /// What the controllers need from the CVM API for one (credentials, region).
 pub trait Cloud: Send + Sync {

@@ -16,7 +16,7 @@ use super::finalizer;
 use super::reconcile::{cloud_client, cloud_failure};
 use super::target::Target;
 use crate::api::{CvmInstance, DeletionPolicy, TAG_UID};
-use crate::tencent::types::Instance;
+use tencent_cloud::types::Instance;
 
 pub async fn cleanup(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error> {
     let mut t = Target::new(obj, ctx)?;

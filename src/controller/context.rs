@@ -10,7 +10,7 @@ use super::events::EventPublisher;
 use super::sweep::Sweeper;
 use crate::cloud::{Clock, Clouds, SystemClock};
 use crate::metrics::Metrics;
-use crate::tencent::credentials::Credentials;
+use tencent_cloud::credentials::Credentials;
 
 /// Tunables of the controller; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone)]

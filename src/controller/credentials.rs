@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
 use crate::api::{SecretKeyRef, SecretRef};
-use crate::tencent::credentials::{Credentials, SecretString};
+use tencent_cloud::credentials::{Credentials, SecretString};
 
 pub const KEY_SECRET_ID: &str = "secretId";
 pub const KEY_SECRET_KEY: &str = "secretKey";

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::conditions::Health;
-use crate::tencent::types::Instance;
+use tencent_cloud::types::Instance;
 
 /// The verdict on one observed instance.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use super::request::{Owner, TAG_ATTEMPT, client_token, run_instances_request, us
 use super::target::Target;
 use crate::api::{CvmInstance, TAG_UID};
 use crate::cloud::Cloud;
-use crate::tencent::error::CloudError;
-use crate::tencent::types::Instance;
+use tencent_cloud::error::CloudError;
+use tencent_cloud::types::Instance;
 
 pub async fn apply(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error> {
     let mut t = Target::new(obj, ctx)?;

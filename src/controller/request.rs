@@ -9,8 +9,8 @@ use crate::api::{
     BillingMode, CvmInstanceSpec, DataDiskType, InternetChargeType, SystemDiskType, TAG_NAME,
     TAG_NAMESPACE, TAG_UID,
 };
-use crate::tencent::credentials::SecretString;
-use crate::tencent::types::{
+use tencent_cloud::credentials::SecretString;
+use tencent_cloud::types::{
     DataDisk, InstanceMarketOptions, InternetAccessible, LoginSettings, Placement,
     RunInstancesRequest, SpotOptions, SystemDisk, Tag, TagSpecification, VirtualPrivateCloud,
 };

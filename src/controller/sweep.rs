@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use crate::api::CvmInstance;
 use crate::cloud::Cloud;
-use crate::tencent::types::Instance;
+use tencent_cloud::types::Instance;
 
 struct Entry {
     client: Arc<dyn Cloud>,
@@ -209,9 +209,9 @@ impl Sweeper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tencent::config::ClientConfig;
-    use crate::tencent::credentials::Credentials;
-    use crate::tencent::pool::ClientPool;
+    use tencent_cloud::config::ClientConfig;
+    use tencent_cloud::credentials::Credentials;
+    use tencent_cloud::pool::ClientPool;
 
     fn client() -> Arc<dyn Cloud> {
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -13,7 +13,7 @@ use super::conditions::{Health, RECONCILING, same_conditions};
 use super::context::Context;
 use super::error::Error;
 use crate::api::{CvmInstance, CvmInstanceStatus};
-use crate::tencent::types::Instance;
+use tencent_cloud::types::Instance;
 
 /// A ClientToken that is in the status stored by the API server. Only [`Target`] makes one,
 /// from the status as last written or read back, and RunInstances requests are built only

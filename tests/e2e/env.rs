@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use cvm_operator::api::CvmInstance;
-use cvm_operator::sim::admin_client::{SimAdmin, SimInstance};
+use cvm_sim::admin_client::{SimAdmin, SimInstance};
 use kube::Api;
 use serde_json::{Value, json};
 
@@ -37,7 +37,7 @@ impl Sim {
     pub async fn start(dir: &Path, config: Value) -> Sim {
         let config_path = dir.join("sim.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cvm-sim"));
+        let mut cmd = Command::new(crate::support::binaries::cvm_sim());
         cmd.arg("--config").arg(&config_path);
         let process = ManagedProcess::spawn("cvm-sim", cmd, dir.join("sim.log")).unwrap();
         let log = process.log_path.clone();

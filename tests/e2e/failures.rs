@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cvm_operator::sim::faults::FaultSpec;
+use cvm_sim::faults::FaultSpec;
 use serde_json::json;
 
 use crate::env::{REPO, SECRET_ID, SECRET_KEY, TestEnv, kubectl_ok, sim_config};

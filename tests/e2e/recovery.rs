@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cvm_operator::sim::faults::FaultSpec;
+use cvm_sim::faults::FaultSpec;
 
 use crate::env::{Operator, REPO, TestEnv};
 use crate::support::wait_for;

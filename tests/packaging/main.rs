@@ -15,6 +15,7 @@ mod cgroups;
 mod chart;
 mod containerd;
 mod image;
+mod linkage;
 mod pod_spec;
 mod runtime;
 mod versions;

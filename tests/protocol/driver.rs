@@ -10,11 +10,11 @@ use cvm_operator::cloud::ManualClock;
 use cvm_operator::controller::events::EventPublisher;
 use cvm_operator::controller::sweep::Sweeper;
 use cvm_operator::controller::{self, Context, Settings};
-use cvm_operator::tencent::credentials::Credentials;
 use kube::api::{DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, ResourceExt};
 use serde_json::json;
+use tencent_cloud::credentials::Credentials;
 
 use crate::crash::{CrashLayer, CrashSwitch};
 use crate::fake_cloud::{FakeCloud, FakeClouds, Timing};

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cvm_operator::cloud::{Clock, Cloud, Clouds, ManualClock};
-use cvm_operator::tencent::credentials::Credentials;
-use cvm_operator::tencent::error::CloudError;
-use cvm_operator::tencent::types::{Instance, RunInstancesRequest};
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
+use tencent_cloud::credentials::Credentials;
+use tencent_cloud::error::CloudError;
+use tencent_cloud::types::{Instance, RunInstancesRequest};
 
 use crate::crash::{CrashSwitch, Gate};
 

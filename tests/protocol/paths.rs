@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use cvm_operator::tencent::error::CloudError;
 use serde_json::json;
+use tencent_cloud::error::CloudError;
 
 use crate::crash::{CrashSwitch, When};
 use crate::driver::{Crashed, World, condition_reason, is_ready, uid};

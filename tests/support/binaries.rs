@@ -57,3 +57,28 @@ fn build_with_script(relative: &str) -> Result<PathBuf, String> {
         .map(|line| PathBuf::from(line.trim()))
         .ok_or_else(|| format!("{} printed no path", script.display()))
 }
+
+/// Points at a cvm-sim binary, overriding the one found next to the test binary.
+pub const CVM_SIM_ENV: &str = "CVM_SIM_BIN";
+
+/// The cvm-sim binary. The simulator is a crate of its own, so cargo gives this package no
+/// `CARGO_BIN_EXE_cvm-sim`; `cargo test` of the workspace builds it (the simulator's own
+/// tests need it) into the profile directory that holds this binary's `deps/`.
+pub fn cvm_sim() -> PathBuf {
+    if let Some(path) = std::env::var_os(CVM_SIM_ENV) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test binary's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in <target>/<profile>/deps");
+    let binary = profile_dir.join(format!("cvm-sim{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.is_file(),
+        "{} does not exist: build it with `cargo build -p cvm-sim` (same profile), \
+         run the whole workspace's tests (`cargo test`), or set {CVM_SIM_ENV}",
+        binary.display()
+    );
+    binary
+}

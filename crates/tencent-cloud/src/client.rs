@@ -820,8 +820,8 @@ fn dedup(ids: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tencent::sign::{parse_authorization, signatures_equal};
-    use crate::tencent::types::Placement;
+    use crate::sign::{parse_authorization, signatures_equal};
+    use crate::types::Placement;
 
     const KEY_B: &str = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";
 

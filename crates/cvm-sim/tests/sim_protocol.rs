@@ -11,12 +11,10 @@ use sim_support::*;
 #[tokio::test]
 async fn correct_call_succeeds_and_every_auth_failure_has_its_code() {
     let mut config = fast_config();
-    config
-        .accounts
-        .push(cvm_operator::sim::config::AccountConfig {
-            token: Some("session-token".into()),
-            ..account("AKIDtemporary", "tempkey")
-        });
+    config.accounts.push(cvm_sim::config::AccountConfig {
+        token: Some("session-token".into()),
+        ..account("AKIDtemporary", "tempkey")
+    });
     let sim = start(config).await;
     let client = Client::new(&sim);
 
@@ -343,9 +341,7 @@ async fn run_instances_fills_the_full_instance_shape() {
     let sim = start(fast_config()).await;
     let client = Client::new(&sim);
     let subnet = "subnet-abcdefgh";
-    let base = cvm_operator::sim::state::network::subnet_cidr(subnet)
-        .0
-        .octets();
+    let base = cvm_sim::state::network::subnet_cidr(subnet).0.octets();
     let pinned = [format!("10.{}.7.7", base[1]), format!("10.{}.7.8", base[1])];
     let ids = run(
         &client,
@@ -582,8 +578,8 @@ async fn terminate_errors_and_effects() {
 #[tokio::test]
 async fn https_serves_the_same_api_with_a_trusted_certificate() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let certificate = cvm_operator::sim::tls::self_signed().unwrap();
-    let (addr, handle) = cvm_operator::sim::Server::bind_with_tls(
+    let certificate = cvm_sim::tls::self_signed().unwrap();
+    let (addr, handle) = cvm_sim::Server::bind_with_tls(
         fast_config(),
         "127.0.0.1:0".parse().unwrap(),
         Some(certificate.acceptor),

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::params::{parse, reject_unknown, required};
 use super::{Ctx, to_json};
-use crate::sim::error::{ApiError, ApiResult};
-use crate::sim::state::SimState;
+use crate::error::{ApiError, ApiResult};
+use crate::state::SimState;
 
 const KNOWN: &[&str] = &[
     "ServiceType",

@@ -5,9 +5,9 @@ use serde_json::Value;
 
 use super::params::{instance_ids, page, parse, reject_unknown};
 use super::{Ctx, to_json};
-use crate::sim::error::ApiResult;
-use crate::sim::state::SimState;
-use crate::sim::state::instance::Instance;
+use crate::error::ApiResult;
+use crate::state::SimState;
+use crate::state::instance::Instance;
 
 const KNOWN: &[&str] = &["InstanceIds", "Offset", "Limit"];
 

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use sha2::{Digest, Sha256};
 
-use crate::sim::error::ApiError;
+use crate::error::ApiError;
 
 /// `10.<n>.0.0/16`, with `n` taken from a hash of the subnet id, so the same subnet id
 /// always maps to the same block across runs.

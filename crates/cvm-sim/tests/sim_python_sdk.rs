@@ -6,7 +6,7 @@ mod sim_support;
 
 use std::path::Path;
 
-use cvm_operator::sim::config::{DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY};
+use cvm_sim::config::{DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY};
 use sim_support::*;
 use tokio::process::Command;
 

@@ -6,8 +6,8 @@ mod sim_support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use cvm_operator::sim::config::{DEFAULT_SECRET_ID, Timing};
-use cvm_operator::sim::faults::FaultSpec;
+use cvm_sim::config::{DEFAULT_SECRET_ID, Timing};
+use cvm_sim::faults::FaultSpec;
 use serde_json::{Value, json};
 use sim_support::*;
 
@@ -352,7 +352,7 @@ async fn response_delay_takes_effect_before_the_answer_arrives() {
     assert_eq!(ids, seen);
 }
 
-async fn wait_for_instances(admin: &cvm_operator::sim::SimAdmin, timeout: Duration) -> Vec<String> {
+async fn wait_for_instances(admin: &cvm_sim::SimAdmin, timeout: Duration) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     loop {
         let ids: Vec<String> = admin

@@ -17,7 +17,7 @@ use super::catalogue::Language;
 use super::error::ApiResult;
 use super::state::SimState;
 
-pub use crate::tencent::service::{CVM, Service, TAG};
+pub use tencent_cloud::service::{CVM, Service, TAG};
 
 /// The services served, each with its version: one endpoint for all of them.
 pub const SERVICES: &[Service] = &[CVM, TAG];

@@ -12,7 +12,7 @@
 //! file as far as tccli can tell.
 
 #[allow(dead_code)]
-#[path = "support/process.rs"]
+#[path = "../../../tests/support/process.rs"]
 mod process;
 mod sim_support;
 
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use cvm_operator::sim::config::{DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY};
+use cvm_sim::config::{DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY};
 use process::ManagedProcess;
 use serde_json::{Value, json};
 use sim_support::python;

@@ -1,6 +1,6 @@
 //! Load figure for cvm-sim: loads 10,000 instances, then measures DescribeInstances
 //! (100 ids per call) and RunInstances requests per second on loopback with rate limits
-//! off. Run with `cargo bench --bench sim_load`; options via env:
+//! off. Run with `cargo bench -p cvm-sim --bench sim_load`; options via env:
 //! SIM_BENCH_SECONDS (default 5), SIM_BENCH_WORKERS (default 16).
 
 #[path = "../tests/sim_support/mod.rs"]

@@ -38,7 +38,7 @@ pub struct SimConfig {
     /// Instances that can still be launched per zone and type; a pair not listed is unlimited.
     pub capacity: Vec<CapacityEntry>,
     pub faults: Vec<FaultSpec>,
-    /// Replaces the built-in catalogue of public regions and zones (src/sim/catalogue.rs).
+    /// Replaces the built-in catalogue of public regions and zones (catalogue.rs).
     pub regions: Option<Vec<RegionSpec>>,
 }
 

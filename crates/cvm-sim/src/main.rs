@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use cvm_operator::sim::{Server, SimConfig, tls};
+use cvm_sim::{Server, SimConfig, tls};
 
 #[derive(Debug, Parser)]
 #[command(

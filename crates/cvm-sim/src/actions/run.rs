@@ -8,11 +8,11 @@ use serde_json::Value;
 use super::naming::{expand, is_valid_host_name};
 use super::params::{is_resource_id, parse, random_id, reject_unknown};
 use super::{Ctx, to_json};
-use crate::sim::error::{ApiError, ApiResult};
-use crate::sim::pricing::InstanceTypeSpec;
-use crate::sim::state::SimState;
-use crate::sim::state::instance::{ChargeType, Disk, Instance, InstanceState, Tag};
-use crate::sim::state::network::derived_id;
+use crate::error::{ApiError, ApiResult};
+use crate::pricing::InstanceTypeSpec;
+use crate::state::SimState;
+use crate::state::instance::{ChargeType, Disk, Instance, InstanceState, Tag};
+use crate::state::network::derived_id;
 
 const KNOWN: &[&str] = &[
     "InstanceChargeType",

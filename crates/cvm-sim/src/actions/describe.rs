@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use super::params::{instance_ids, page, parse, reject_unknown};
 use super::{Ctx, to_json};
-use crate::sim::error::{ApiError, ApiResult};
-use crate::sim::state::SimState;
-use crate::sim::state::instance::{ApiInstance, Instance};
+use crate::error::{ApiError, ApiResult};
+use crate::state::SimState;
+use crate::state::instance::{ApiInstance, Instance};
 
 const KNOWN: &[&str] = &["InstanceIds", "Filters", "Offset", "Limit"];
 const MAX_FILTERS: usize = 10;

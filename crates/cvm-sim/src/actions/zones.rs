@@ -1,4 +1,4 @@
-//! DescribeRegions and DescribeZones: the catalogue (src/sim/catalogue.rs) in the shapes of
+//! DescribeRegions and DescribeZones: the catalogue (catalogue.rs) in the shapes of
 //! the real API. Neither takes parameters; DescribeRegions lists every region whatever the
 //! request's region, DescribeZones the zones of the request's region, sold-out ones
 //! included (`ZoneState: UNAVAILABLE`).
@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::params::reject_unknown;
 use super::{Ctx, to_json};
-use crate::sim::catalogue::{RegionInfo, ZoneInfo};
-use crate::sim::error::ApiResult;
-use crate::sim::state::SimState;
+use crate::catalogue::{RegionInfo, ZoneInfo};
+use crate::error::ApiResult;
+use crate::state::SimState;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]

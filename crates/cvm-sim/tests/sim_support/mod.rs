@@ -7,10 +7,10 @@ pub mod python;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cvm_operator::sim::config::{AccountConfig, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY};
-use cvm_operator::sim::{Server, ServerHandle, SimAdmin, SimConfig};
-use cvm_operator::tencent::sign::{SigningInput, sign};
+use cvm_sim::config::{AccountConfig, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY};
+use cvm_sim::{Server, ServerHandle, SimAdmin, SimConfig};
 use serde_json::{Value, json};
+use tencent_cloud::sign::{SigningInput, sign};
 
 pub const REGION: &str = "ap-guangzhou";
 pub const ZONE: &str = "ap-guangzhou-3";

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::sim::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult};
 
 /// Rejects top-level parameters the action does not define, as the real API does.
 pub fn reject_unknown(params: &Value, known: &[&str]) -> ApiResult<()> {

@@ -5,9 +5,9 @@ use serde_json::Value;
 
 use super::params::{instance_ids, parse, reject_unknown};
 use super::{Ctx, to_json};
-use crate::sim::error::{ApiError, ApiResult};
-use crate::sim::state::SimState;
-use crate::sim::state::instance::InstanceState;
+use crate::error::{ApiError, ApiResult};
+use crate::state::SimState;
+use crate::state::instance::InstanceState;
 
 const KNOWN: &[&str] = &["InstanceIds", "ReleaseAddress", "ReleasePrepaidDataDisks"];
 

@@ -1,10 +1,10 @@
 //! TC3-HMAC-SHA256 verification of incoming requests, with the error codes of the real API.
-//! The signature is recomputed with the project's one signer (`crate::tencent::sign`).
+//! The signature is recomputed with the project's one signer (`tencent_cloud::sign`).
 
 use axum::http::HeaderMap;
 
 use super::error::{ApiError, ApiResult};
-use crate::tencent::sign::{self, SigningInput};
+use tencent_cloud::sign::{self, SigningInput};
 
 /// Tencent rejects requests whose timestamp is more than five minutes off its clock.
 pub const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
