@@ -170,7 +170,7 @@ impl Operator {
             .args(FAST_OPERATOR_ARGS)
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,cvm_operator=debug")
+            .env("RUST_LOG", "info,cvm_operator=debug,tencent_cloud=debug")
             .env("POD_NAME", &identity)
             .env_remove("TENCENTCLOUD_SECRET_ID")
             .env_remove("TENCENTCLOUD_SECRET_KEY")
