@@ -219,7 +219,8 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
 
     let instance = std::env::var("POD_NAME").unwrap_or_else(|_| default_identity());
     let events = EventPublisher::new(kube.clone(), instance);
-    let (sweeper, triggers) = Sweeper::new();
+    let sweeper = Sweeper::new();
+    let triggers = sweeper.triggers::<cvm_operator::api::CvmInstance>();
     tokio::spawn(sweeper.clone().run(settings.resync));
     let ctx = Arc::new(
         Context::new(kube, events, Arc::new(clouds), settings, sweeper)

@@ -1,18 +1,20 @@
 //! The CvmInstance controller: finalizer first, then create-or-observe, or delete.
 
-mod cleanup;
 pub mod conditions;
 mod context;
 pub mod credentials;
 mod error;
 pub mod events;
+mod execute;
 mod finalizer;
 mod invalid;
 pub mod observe;
-mod reconcile;
 pub mod request;
+pub mod step;
 pub mod sweep;
 mod target;
+
+pub use target::Managed;
 
 pub use context::{Context, Settings};
 pub use error::Error;
@@ -112,25 +114,7 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
     }
     let started = Instant::now();
     let metrics = ctx.metrics.clone();
-    let result = async move {
-        if obj.metadata.deletion_timestamp.is_some() {
-            if !finalizer::has_finalizer(obj.as_ref()) {
-                return Ok(Action::await_change());
-            }
-            return cleanup::cleanup(obj, &ctx).await;
-        }
-        let obj = if finalizer::has_finalizer(obj.as_ref()) {
-            obj
-        } else {
-            // Before any cloud call, so that no instance can exist without the finalizer.
-            let api: Api<CvmInstance> =
-                Api::namespaced(ctx.kube.clone(), &obj.namespace().unwrap_or_default());
-            Arc::new(finalizer::add(&api, &obj).await?)
-        };
-        reconcile::apply(obj, &ctx).await
-    }
-    .instrument(span)
-    .await;
+    let result = execute::execute(obj, &ctx).instrument(span).await;
     metrics.reconciled(result.is_ok(), started.elapsed());
     result
 }
