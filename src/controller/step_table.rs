@@ -339,6 +339,16 @@ fn create_rows() -> Vec<(&'static str, Case, String)> {
     ]
 }
 
+/// ins-1 recorded, last seen PENDING.
+fn pending() -> Case {
+    Case::new().recorded("ins-1", Some("PENDING"), reconciling())
+}
+
+/// ins-1 recorded, last seen RUNNING, Ready.
+fn ready_on_ins_1() -> Case {
+    Case::new().recorded("ins-1", Some("RUNNING"), ready())
+}
+
 fn observe_rows() -> Vec<(&'static str, Case, String)> {
     let described = |state: &str| {
         let instance = instance("ins-1", state);
@@ -355,45 +365,34 @@ fn observe_rows() -> Vec<(&'static str, Case, String)> {
     vec![
         (
             "an ID in the cache needs no read-back",
-            Case::new()
-                .recorded("ins-1", Some("PENDING"), reconciling())
-                .facts(|f| f.read_back = false),
+            pending().facts(|f| f.read_back = false),
             "Describe ins-1".into(),
         ),
         (
             "Ready, current, the sweeper saw it: no call",
-            Case::new()
-                .recorded("ins-1", Some("RUNNING"), ready())
-                .facts(|f| f.sweeper_vouches = true),
+            ready_on_ins_1().facts(|f| f.sweeper_vouches = true),
             "Idle Steady".into(),
         ),
         (
             "Ready but the spec changed: look",
-            Case::new()
-                .recorded("ins-1", Some("RUNNING"), ready())
+            ready_on_ins_1()
                 .generation(2)
                 .facts(|f| f.sweeper_vouches = true),
             "Describe ins-1".into(),
         ),
         (
             "the sweeper saw it but it is not Ready: look",
-            Case::new()
-                .recorded("ins-1", Some("PENDING"), reconciling())
-                .facts(|f| f.sweeper_vouches = true),
+            pending().facts(|f| f.sweeper_vouches = true),
             "Describe ins-1".into(),
         ),
         (
             "DescribeInstances failed",
-            Case::new()
-                .recorded("ins-1", Some("PENDING"), reconciling())
-                .facts(|f| f.described = Some(Err(cloud_error("RequestLimitExceeded")))),
+            pending().facts(|f| f.described = Some(Err(cloud_error("RequestLimitExceeded")))),
             "CloudFailure DescribeInstances RequestLimitExceeded".into(),
         ),
         (
             "RUNNING: Ready, followed by the sweeper",
-            Case::new()
-                .recorded("ins-1", Some("PENDING"), reconciling())
-                .facts(described("RUNNING")),
+            pending().facts(described("RUNNING")),
             "Report InstanceRunning Steady".into(),
         ),
         (
@@ -413,24 +412,17 @@ fn observe_rows() -> Vec<(&'static str, Case, String)> {
         ),
         (
             "spot reclaim: TERMINATING outside the operator",
-            Case::new()
-                .recorded("ins-1", Some("RUNNING"), ready())
-                .facts(described("TERMINATING")),
+            ready_on_ins_1().facts(described("TERMINATING")),
             "Replacing InstanceTerminating".into(),
         ),
         (
             "launch failed: stalled with the cloud's message",
-            Case::new()
-                .recorded("ins-1", Some("PENDING"), reconciling())
-                .facts(described("LAUNCH_FAILED")),
+            pending().facts(described("LAUNCH_FAILED")),
             "Report LaunchFailed Slow".into(),
         ),
         (
             "a spec change before the failure was reported does not retry",
-            Case::new()
-                .recorded("ins-1", Some("PENDING"), reconciling())
-                .generation(2)
-                .facts(described("LAUNCH_FAILED")),
+            pending().generation(2).facts(described("LAUNCH_FAILED")),
             "Report LaunchFailed Slow".into(),
         ),
         (
@@ -473,9 +465,7 @@ fn observe_rows() -> Vec<(&'static str, Case, String)> {
         ),
         (
             "seen before, now missing (reclaimed and gone): new attempt at once",
-            Case::new()
-                .recorded("ins-1", Some("RUNNING"), ready())
-                .facts(gone),
+            ready_on_ins_1().facts(gone),
             "StartNewAttempt InstanceVanished".into(),
         ),
         (
