@@ -33,8 +33,15 @@ struct Cli {
 enum Command {
     /// Run the controller (uses KUBECONFIG or the in-cluster service account).
     Run(Box<RunArgs>),
-    /// Print the CvmInstance CustomResourceDefinition as YAML.
-    Crd,
+    /// Print every CustomResourceDefinition as YAML (documents separated by `---`).
+    Crd(CrdArgs),
+}
+
+#[derive(Args)]
+struct CrdArgs {
+    /// Write each CRD to DIR/<name>.yaml (as `crds/` holds them) instead of printing.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -102,8 +109,16 @@ struct RunArgs {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
-            print!("{}", cvm_operator::api::crd_yaml());
+        Command::Crd(CrdArgs { out_dir: None }) => {
+            print!("{}", cvm_operator::api::crds_yaml());
+            Ok(())
+        }
+        Command::Crd(CrdArgs { out_dir: Some(dir) }) => {
+            for crd in cvm_operator::api::crds() {
+                let path = dir.join(cvm_operator::api::crd_file_name(&crd));
+                std::fs::write(&path, cvm_operator::api::crd_yaml(&crd))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Run(args) => {
