@@ -243,13 +243,27 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
     );
 
     info!(endpoint = ?args.endpoint, "cvm-operator starting");
-    let controller = controller::run(
-        ctx,
-        triggers,
+    // One watch per kind, shared by every controller that reads the kind; each controller
+    // subscribes before the watches start. A new controller joins the `join!`.
+    let cvm_instances = controller::SharedWatch::new(controller::watched_api(
+        &ctx.kube,
         args.watch_namespace.as_deref(),
+    ));
+    let cvm_instance_controller = controller::run_shared(
+        ctx,
+        cvm_instances.subscribe(),
+        triggers,
         args.concurrency,
         shutdown.requested(),
     );
+    let watch_metrics = metrics.clone();
+    let controller = async move {
+        tokio::select! {
+            // The watches end only with the process; the controllers end on shutdown.
+            () = cvm_instances.run(watch_metrics) => {}
+            ((),) = async { tokio::join!(cvm_instance_controller) } => {}
+        }
+    };
     let Some(elector) = elector.as_mut() else {
         controller.await;
         return Ok(());
