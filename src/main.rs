@@ -33,8 +33,15 @@ struct Cli {
 enum Command {
     /// Run the controller (uses KUBECONFIG or the in-cluster service account).
     Run(Box<RunArgs>),
-    /// Print the CvmInstance CustomResourceDefinition as YAML.
-    Crd,
+    /// Print every CustomResourceDefinition as YAML (documents separated by `---`).
+    Crd(CrdArgs),
+}
+
+#[derive(Args)]
+struct CrdArgs {
+    /// Write each CRD to DIR/<name>.yaml (as `crds/` holds them) instead of printing.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -102,8 +109,16 @@ struct RunArgs {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
-            print!("{}", cvm_operator::api::crd_yaml());
+        Command::Crd(CrdArgs { out_dir: None }) => {
+            print!("{}", cvm_operator::api::crds_yaml());
+            Ok(())
+        }
+        Command::Crd(CrdArgs { out_dir: Some(dir) }) => {
+            for crd in cvm_operator::api::crds() {
+                let path = dir.join(cvm_operator::api::crd_file_name(&crd));
+                std::fs::write(&path, cvm_operator::api::crd_yaml(&crd))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Run(args) => {
@@ -219,7 +234,8 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
 
     let instance = std::env::var("POD_NAME").unwrap_or_else(|_| default_identity());
     let events = EventPublisher::new(kube.clone(), instance);
-    let (sweeper, triggers) = Sweeper::new();
+    let sweeper = Sweeper::new();
+    let triggers = sweeper.triggers::<cvm_operator::api::CvmInstance>();
     tokio::spawn(sweeper.clone().run(settings.resync));
     let ctx = Arc::new(
         Context::new(kube, events, Arc::new(clouds), settings, sweeper)
@@ -227,13 +243,27 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
     );
 
     info!(endpoint = ?args.endpoint, "cvm-operator starting");
-    let controller = controller::run(
-        ctx,
-        triggers,
+    // One watch per kind, shared by every controller that reads the kind; each controller
+    // subscribes before the watches start. A new controller joins the `join!`.
+    let cvm_instances = controller::SharedWatch::new(controller::watched_api(
+        &ctx.kube,
         args.watch_namespace.as_deref(),
+    ));
+    let cvm_instance_controller = controller::run_shared(
+        ctx,
+        cvm_instances.subscribe(),
+        triggers,
         args.concurrency,
         shutdown.requested(),
     );
+    let watch_metrics = metrics.clone();
+    let controller = async move {
+        tokio::select! {
+            // The watches end only with the process; the controllers end on shutdown.
+            () = cvm_instances.run(watch_metrics) => {}
+            ((),) = async { tokio::join!(cvm_instance_controller) } => {}
+        }
+    };
     let Some(elector) = elector.as_mut() else {
         controller.await;
         return Ok(());

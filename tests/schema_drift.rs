@@ -89,7 +89,8 @@ async fn an_unreadable_object_is_reported_and_the_others_carry_on() {
         ..ClientConfig::default()
     })
     .unwrap();
-    let (sweeper, triggers) = Sweeper::new();
+    let sweeper = Sweeper::new();
+    let triggers = sweeper.triggers::<cvm_operator::api::CvmInstance>();
     let events = EventPublisher::new(kube.clone(), "schema-drift-test".into());
     let ctx = Arc::new(Context::new(
         kube,

@@ -1,4 +1,5 @@
-//! The `CvmInstance` custom resource (`cvm-operator.io/v1alpha1`).
+//! The custom resources (`cvm-operator.io/v1alpha1`): today `CvmInstance`. A new kind adds
+//! its types here and its CRD to [`crds`], which renders every one to `crds/`.
 
 mod spec;
 mod status;
@@ -98,9 +99,32 @@ fn strip_nullable(schema: &mut Value) {
     }
 }
 
-/// The CRD as YAML, exactly what `cvm-operator crd` prints and `crds/` holds.
-pub fn crd_yaml() -> String {
-    serde_saphyr::to_string(&crd()).expect("the CRD serialises to YAML")
+/// Every CRD the operator serves, as installed.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![crd()]
+}
+
+/// `crd` as YAML, exactly as `crds/` holds it.
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> String {
+    serde_saphyr::to_string(crd).expect("a CRD serialises to YAML")
+}
+
+/// The file under `crds/` that holds `crd`: its name (`<plural>.<group>`) and `.yaml`.
+pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
+    format!(
+        "{}.yaml",
+        crd.metadata.name.as_deref().expect("a CRD has a name")
+    )
+}
+
+/// Every CRD as one YAML stream, what `cvm-operator crd` prints: documents separated by
+/// `---` lines (with one CRD, exactly its file in `crds/`).
+pub fn crds_yaml() -> String {
+    crds()
+        .iter()
+        .map(crd_yaml)
+        .collect::<Vec<_>>()
+        .join("---\n")
 }
 
 #[cfg(test)]
@@ -114,15 +138,47 @@ mod tests {
     }
 
     #[test]
-    fn crd_renders_and_matches_committed_file() {
-        let committed = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/crds/cvminstances.cvm-operator.io.yaml"
-        ))
-        .expect("crds/cvminstances.cvm-operator.io.yaml exists");
-        assert!(
-            committed == crd_yaml(),
-            "crds/ drifted from the code: run `cargo run -- crd > crds/cvminstances.cvm-operator.io.yaml`"
+    fn every_crd_renders_and_matches_its_committed_file() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+        let crds = crds();
+        for crd in &crds {
+            let file = crd_file_name(crd);
+            let committed = std::fs::read_to_string(format!("{dir}/{file}"))
+                .unwrap_or_else(|e| panic!("crds/{file}: {e}"));
+            assert!(
+                committed == crd_yaml(crd),
+                "crds/{file} drifted from the code: run `cargo run -- crd --out-dir crds`"
+            );
+        }
+        // Nothing in crds/ that the code no longer serves, and the kustomization installs
+        // every one.
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name != "kustomization.yml")
+            .collect();
+        on_disk.sort();
+        let mut expected: Vec<String> = crds.iter().map(crd_file_name).collect();
+        expected.sort();
+        assert_eq!(on_disk, expected);
+        let kustomization = std::fs::read_to_string(format!("{dir}/kustomization.yml")).unwrap();
+        for file in &expected {
+            assert!(
+                kustomization.contains(&format!("- {file}")),
+                "crds/kustomization.yml does not install {file}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_printed_stream_is_the_files_joined() {
+        let files: Vec<String> = crds().iter().map(crd_yaml).collect();
+        assert_eq!(crds_yaml(), files.join("---\n"));
+        assert_eq!(
+            crds_yaml()
+                .matches("kind: CustomResourceDefinition")
+                .count(),
+            crds().len()
         );
     }
 

@@ -162,6 +162,18 @@ pub struct CvmInstanceSpec {
     pub deletion_policy: DeletionPolicy,
 }
 
+impl CvmInstanceSpec {
+    /// The Secret key holding the login password, if the login uses one.
+    pub fn password_secret_ref(&self) -> Option<&SecretKeyRef> {
+        self.login.as_ref()?.password_secret_ref.as_ref()
+    }
+
+    /// Whether the instance is to get a public IP.
+    pub fn wants_public_ip(&self) -> bool {
+        self.network.as_ref().is_some_and(|n| n.public_ip.is_some())
+    }
+}
+
 /// Billing of the instance.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -8,6 +8,13 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("the object has no {0}")]
     MissingObjectKey(&'static str),
+    /// The step function asked for more steps than any path has: a step that does not
+    /// change what the next one is decided from.
+    #[error("the reconcile did not settle within {0} steps")]
+    StepLimit(usize),
+    /// The executor was asked for a step before the one it depends on.
+    #[error("step out of order: {0}")]
+    StepOrder(&'static str),
 }
 
 impl Error {
@@ -16,6 +23,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::MissingObjectKey(_) => "object",
+            Error::StepLimit(_) | Error::StepOrder(_) => "protocol",
         }
     }
 }

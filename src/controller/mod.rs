@@ -1,21 +1,26 @@
-//! The CvmInstance controller: finalizer first, then create-or-observe, or delete.
+//! The CvmInstance controller: the protocol (`step`) and its executor (`execute`), the
+//! pieces any kind can use (`target`: status and Events, `finalizer`, `credentials`,
+//! `sweep`: bulk observation, `watch`: one shared watch per kind), and the wiring.
 
-mod cleanup;
 pub mod conditions;
 mod context;
 pub mod credentials;
 mod error;
 pub mod events;
+mod execute;
 mod finalizer;
 mod invalid;
 pub mod observe;
-mod reconcile;
 pub mod request;
+pub mod step;
 pub mod sweep;
 mod target;
+mod watch;
 
 pub use context::{Context, Settings};
 pub use error::Error;
+pub use target::Managed;
+pub use watch::{SharedWatch, Subscription};
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -32,9 +37,18 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::api::CvmInstance;
 
 /// What the watch holds: a CvmInstance, or why one could not be read (see `invalid`).
-type Watched = DeserializeGuard<CvmInstance>;
+pub type Watched = DeserializeGuard<CvmInstance>;
 
-/// Runs the controller until `shutdown` completes; in-flight reconciles finish first.
+/// The CvmInstances of `namespace`, or of all namespaces, as the watch reads them.
+pub fn watched_api(kube: &kube::Client, namespace: Option<&str>) -> Api<Watched> {
+    match namespace {
+        Some(namespace) => Api::namespaced(kube.clone(), namespace),
+        None => Api::all(kube.clone()),
+    }
+}
+
+/// Runs the controller with a watch of its own until `shutdown` completes; in-flight
+/// reconciles finish first. `main` shares the watch instead (see [`run_shared`]).
 pub async fn run(
     ctx: Arc<Context>,
     triggers: impl futures::Stream<Item = ObjectRef<CvmInstance>> + Send + 'static,
@@ -42,32 +56,30 @@ pub async fn run(
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api = match watch_namespace {
-        Some(namespace) => Api::<Watched>::namespaced(ctx.kube.clone(), namespace),
-        None => Api::<Watched>::all(ctx.kube.clone()),
-    };
-    // managedFields are the largest part of a cached object and the controller never reads
-    // them: drop them before they reach the cache.
-    let (reader, writer) = kube::runtime::reflector::store();
+    let watch = SharedWatch::new(watched_api(&ctx.kube, watch_namespace));
     let metrics = ctx.metrics.clone();
-    let stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(|obj: &mut Watched| {
-            obj.managed_fields_mut().clear();
-            obj.annotations_mut()
-                .remove("kubectl.kubernetes.io/last-applied-configuration");
-        })
-        .reflect(writer)
-        // Readiness (`/readyz`): the first complete list is in the cache. Not through
-        // `Store::wait_until_ready`: its one-shot channel keeps only the last waiter's waker,
-        // and the controller itself waits on it too.
-        .inspect(move |event| {
-            if let Ok(watcher::Event::InitDone) = event {
-                metrics.set_watch_synced(true);
-            }
-        })
-        .touched_objects()
-        .predicate_filter(reconcile_inputs, Default::default());
+    let controller = run_shared(ctx, watch.subscribe(), triggers, concurrency, shutdown);
+    tokio::select! {
+        () = watch.run(metrics) => {}
+        () = controller => {}
+    }
+}
+
+/// Runs the CvmInstance controller on a subscription to the shared CvmInstance watch, until
+/// `shutdown` completes; in-flight reconciles finish first.
+pub async fn run_shared(
+    ctx: Arc<Context>,
+    watched: Subscription<Watched>,
+    triggers: impl futures::Stream<Item = ObjectRef<CvmInstance>> + Send + 'static,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    // The filter needs owned objects; the cache keeps the shared one.
+    let changed = watched
+        .changed
+        .map(|obj| Ok::<_, watcher::Error>(Watched::clone(&obj)))
+        .predicate_filter(reconcile_inputs, Default::default())
+        .filter_map(|obj| std::future::ready(obj.ok().map(Arc::new)));
     // The sweeper names CvmInstances; the controller keys its queue by the watched type.
     let triggers = triggers.map(|object| {
         let watched = ObjectRef::<Watched>::new(&object.name);
@@ -76,7 +88,7 @@ pub async fn run(
             None => watched,
         }
     });
-    Controller::for_stream(stream, reader)
+    Controller::for_shared_stream(changed, watched.cache)
         .with_config(controller::Config::default().concurrency(concurrency))
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
@@ -112,25 +124,7 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
     }
     let started = Instant::now();
     let metrics = ctx.metrics.clone();
-    let result = async move {
-        if obj.metadata.deletion_timestamp.is_some() {
-            if !finalizer::has_finalizer(obj.as_ref()) {
-                return Ok(Action::await_change());
-            }
-            return cleanup::cleanup(obj, &ctx).await;
-        }
-        let obj = if finalizer::has_finalizer(obj.as_ref()) {
-            obj
-        } else {
-            // Before any cloud call, so that no instance can exist without the finalizer.
-            let api: Api<CvmInstance> =
-                Api::namespaced(ctx.kube.clone(), &obj.namespace().unwrap_or_default());
-            Arc::new(finalizer::add(&api, &obj).await?)
-        };
-        reconcile::apply(obj, &ctx).await
-    }
-    .instrument(span)
-    .await;
+    let result = execute::execute(obj, &ctx).instrument(span).await;
     metrics.reconciled(result.is_ok(), started.elapsed());
     result
 }

@@ -5,17 +5,22 @@
 //! client, 100 IDs a call. Only resources whose instance changed (state, IPs, or gone) are
 //! reconciled. With N Ready instances that is ceil(N/100) calls per period, where per-object
 //! timers would make N.
+//!
+//! Kind-agnostic: an owner is any object (a CvmInstance, later a set of them) and may
+//! register many instances; a change in any of them triggers the owner, through the trigger
+//! stream of the owner's kind ([`Sweeper::triggers`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
+use kube::Resource;
+use kube::api::DynamicObject;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::api::CvmInstance;
 use crate::cloud::Cloud;
 use tencent_cloud::types::Instance;
 
@@ -45,67 +50,101 @@ impl Fingerprint {
     }
 }
 
+/// The object that registered instances, of any kind.
+pub type Owner = ObjectRef<DynamicObject>;
+
+/// `object` as an [`Owner`].
+pub fn owner_of<K: Resource<DynamicType = ()>>(object: &K) -> Owner {
+    ObjectRef::from(object).erase()
+}
+
+/// Kind (group and kind) of an owner, which picks the trigger stream.
+type KindKey = (String, String);
+
+fn kind_key(owner: &Owner) -> KindKey {
+    (owner.dyntype.group.clone(), owner.dyntype.kind.clone())
+}
+
 pub struct Sweeper {
-    entries: Mutex<HashMap<ObjectRef<CvmInstance>, Entry>>,
-    triggers: mpsc::UnboundedSender<ObjectRef<CvmInstance>>,
+    /// Every registered instance, by owner and instance ID.
+    entries: Mutex<HashMap<Owner, HashMap<String, Entry>>>,
+    /// One trigger channel per owner kind, made by [`Sweeper::triggers`].
+    triggers: Mutex<HashMap<KindKey, mpsc::UnboundedSender<Owner>>>,
 }
 
 impl Sweeper {
-    /// The sweeper and the stream of resources it wants reconciled.
-    pub fn new() -> (
-        Arc<Self>,
-        impl Stream<Item = ObjectRef<CvmInstance>> + Send + 'static,
-    ) {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let sweeper = Arc::new(Self {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
             entries: Mutex::new(HashMap::new()),
-            triggers: tx,
-        });
-        let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        (sweeper, stream)
+            triggers: Mutex::new(HashMap::new()),
+        })
     }
 
-    pub fn register(
+    /// The owners of kind `K` the sweeper wants reconciled; one stream per kind (a second
+    /// call replaces the first).
+    pub fn triggers<K: Resource<DynamicType = ()>>(
         &self,
-        object: ObjectRef<CvmInstance>,
-        client: Arc<dyn Cloud>,
-        instance: &Instance,
-    ) {
-        let entry = Entry {
-            client,
-            instance_id: instance.instance_id.clone(),
-            fingerprint: Fingerprint::of(instance),
-            confirmed: Instant::now(),
-        };
+    ) -> impl Stream<Item = ObjectRef<K>> + Send + 'static {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Owner>();
+        let key = (K::group(&()).into_owned(), K::kind(&()).into_owned());
+        self.triggers
+            .lock()
+            .expect("sweeper poisoned")
+            .insert(key, tx);
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|owner| {
+            let object = ObjectRef::<K>::new(&owner.name);
+            match owner.namespace {
+                Some(namespace) => object.within(&namespace),
+                None => object,
+            }
+        })
+    }
+
+    /// Follows `instances` for `owner`, in place of what it registered before (an owner
+    /// that moved on to a new instance is not triggered by the old one going away).
+    pub fn register(&self, owner: Owner, client: Arc<dyn Cloud>, instances: &[Instance]) {
+        let now = Instant::now();
+        let followed = instances
+            .iter()
+            .map(|instance| {
+                let entry = Entry {
+                    client: client.clone(),
+                    instance_id: instance.instance_id.clone(),
+                    fingerprint: Fingerprint::of(instance),
+                    confirmed: now,
+                };
+                (instance.instance_id.clone(), entry)
+            })
+            .collect();
         self.entries
             .lock()
             .expect("sweeper poisoned")
-            .insert(object, entry);
+            .insert(owner, followed);
     }
 
-    pub fn unregister(&self, object: &ObjectRef<CvmInstance>) {
+    /// Stops following every instance of `owner`.
+    pub fn unregister(&self, owner: &Owner) {
+        self.entries.lock().expect("sweeper poisoned").remove(owner);
+    }
+
+    /// Whether `owner` registered `instance_id` and it was seen unchanged within `max_age`.
+    pub fn vouches_for(&self, owner: &Owner, instance_id: &str, max_age: Duration) -> bool {
         self.entries
             .lock()
             .expect("sweeper poisoned")
-            .remove(object);
+            .get(owner)
+            .and_then(|instances| instances.get(instance_id))
+            .is_some_and(|e| e.confirmed.elapsed() <= max_age)
     }
 
-    /// Whether `object` is registered for `instance_id` and was seen unchanged within `max_age`.
-    pub fn vouches_for(
-        &self,
-        object: &ObjectRef<CvmInstance>,
-        instance_id: &str,
-        max_age: Duration,
-    ) -> bool {
-        self.entries
-            .lock()
-            .expect("sweeper poisoned")
-            .get(object)
-            .is_some_and(|e| e.instance_id == instance_id && e.confirmed.elapsed() <= max_age)
-    }
-
+    /// Registered instances, of all owners.
     pub fn len(&self) -> usize {
-        self.entries.lock().expect("sweeper poisoned").len()
+        self.entries
+            .lock()
+            .expect("sweeper poisoned")
+            .values()
+            .map(HashMap::len)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -162,36 +201,39 @@ impl Sweeper {
     }
 
     /// Records that these instances were seen unchanged by the call sent at `at`.
-    fn confirm(&self, seen: &[(ObjectRef<CvmInstance>, String)], at: Instant) {
+    fn confirm(&self, seen: &[(Owner, String)], at: Instant) {
         let mut entries = self.entries.lock().expect("sweeper poisoned");
-        for (object, id) in seen {
-            // A resource registered again meanwhile (another instance) is not confirmed.
-            if let Some(entry) = entries.get_mut(object)
-                && entry.instance_id == *id
-            {
+        for (owner, id) in seen {
+            // An instance the owner no longer registers (it moved on) is not confirmed.
+            if let Some(entry) = entries.get_mut(owner).and_then(|e| e.get_mut(id)) {
                 entry.confirmed = entry.confirmed.max(at);
             }
         }
     }
 
-    fn trigger(&self, object: ObjectRef<CvmInstance>) {
-        // A triggered resource polls on its own until it is Ready and registers again.
-        self.unregister(&object);
-        let _ = self.triggers.send(object);
+    fn trigger(&self, owner: Owner) {
+        // A triggered owner polls on its own until it is Ready and registers again.
+        self.unregister(&owner);
+        let key = kind_key(&owner);
+        let triggers = self.triggers.lock().expect("sweeper poisoned");
+        match triggers.get(&key) {
+            Some(tx) => {
+                let _ = tx.send(owner);
+            }
+            None => debug!(kind = %key.1, "no controller takes triggers for this kind"),
+        }
     }
 
     #[allow(clippy::type_complexity)]
-    fn groups(
-        &self,
-    ) -> Vec<(
-        Arc<dyn Cloud>,
-        Vec<(ObjectRef<CvmInstance>, String, Fingerprint)>,
-    )> {
+    fn groups(&self) -> Vec<(Arc<dyn Cloud>, Vec<(Owner, String, Fingerprint)>)> {
         let entries = self.entries.lock().expect("sweeper poisoned");
         // One group per client (per credentials and region): keyed by the client's address,
         // without the vtable part of the fat pointer.
         let mut groups: HashMap<*const (), (Arc<dyn Cloud>, Vec<_>)> = HashMap::new();
-        for (object, entry) in entries.iter() {
+        let all = entries
+            .iter()
+            .flat_map(|(owner, instances)| instances.values().map(move |e| (owner, e)));
+        for (object, entry) in all {
             groups
                 .entry(Arc::as_ptr(&entry.client).cast::<()>())
                 .or_insert_with(|| (entry.client.clone(), Vec::new()))
@@ -209,6 +251,7 @@ impl Sweeper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::CvmInstance;
     use tencent_cloud::config::ClientConfig;
     use tencent_cloud::credentials::Credentials;
     use tencent_cloud::pool::ClientPool;
@@ -231,14 +274,20 @@ mod tests {
         }
     }
 
+    fn web_1() -> Owner {
+        ObjectRef::<CvmInstance>::new("web-1")
+            .within("team-a")
+            .erase()
+    }
+
     #[tokio::test]
     async fn vouches_only_for_the_registered_instance_while_fresh() {
-        let (sweeper, _triggers) = Sweeper::new();
-        let object = ObjectRef::<CvmInstance>::new("web-1").within("team-a");
+        let sweeper = Sweeper::new();
+        let object = web_1();
         let minute = Duration::from_secs(60);
         assert!(!sweeper.vouches_for(&object, "ins-1", minute));
 
-        sweeper.register(object.clone(), client(), &instance("ins-1"));
+        sweeper.register(object.clone(), client(), &[instance("ins-1")]);
         assert!(sweeper.vouches_for(&object, "ins-1", minute));
         assert!(!sweeper.vouches_for(&object, "ins-2", minute));
         assert!(!sweeper.vouches_for(&object, "ins-1", Duration::ZERO));
@@ -249,23 +298,54 @@ mod tests {
 
     #[tokio::test]
     async fn confirming_a_replaced_registration_does_not_refresh_it() {
-        let (sweeper, _triggers) = Sweeper::new();
-        let object = ObjectRef::<CvmInstance>::new("web-1").within("team-a");
-        sweeper.register(object.clone(), client(), &instance("ins-2"));
-        let registered = sweeper.entries.lock().unwrap()[&object].confirmed;
+        let sweeper = Sweeper::new();
+        let object = web_1();
+        sweeper.register(object.clone(), client(), &[instance("ins-1")]);
+        sweeper.register(object.clone(), client(), &[instance("ins-2")]);
+        let confirmed = |id: &str| {
+            sweeper.entries.lock().unwrap()[&object]
+                .get(id)
+                .map(|e| e.confirmed)
+        };
+        assert_eq!(
+            confirmed("ins-1"),
+            None,
+            "a new registration replaces the old set"
+        );
+        let registered = confirmed("ins-2").unwrap();
         // A sweep that saw the previous instance must not vouch for the new one.
         sweeper.confirm(
             &[(object.clone(), "ins-1".to_string())],
             registered + Duration::from_secs(5),
         );
-        assert_eq!(
-            sweeper.entries.lock().unwrap()[&object].confirmed,
-            registered
-        );
+        assert_eq!(confirmed("ins-2"), Some(registered));
         sweeper.confirm(
             &[(object.clone(), "ins-2".to_string())],
             registered + Duration::from_secs(5),
         );
-        assert!(sweeper.entries.lock().unwrap()[&object].confirmed > registered);
+        assert!(confirmed("ins-2").unwrap() > registered);
+    }
+
+    #[tokio::test]
+    async fn one_owner_follows_many_instances_and_is_triggered_on_its_kind() {
+        let sweeper = Sweeper::new();
+        let mut triggers = Box::pin(sweeper.triggers::<CvmInstance>());
+        let object = web_1();
+        sweeper.register(
+            object.clone(),
+            client(),
+            &[instance("ins-1"), instance("ins-2")],
+        );
+        assert_eq!(sweeper.len(), 2);
+        assert!(sweeper.vouches_for(&object, "ins-1", Duration::from_secs(60)));
+        assert!(sweeper.vouches_for(&object, "ins-2", Duration::from_secs(60)));
+
+        sweeper.trigger(object);
+        let triggered = triggers.next().await.unwrap();
+        assert_eq!(
+            triggered,
+            ObjectRef::<CvmInstance>::new("web-1").within("team-a")
+        );
+        assert!(sweeper.is_empty(), "a triggered owner stops being followed");
     }
 }

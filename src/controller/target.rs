@@ -1,17 +1,24 @@
 //! One reconcile's view of one resource: the status as found, the status being built, and
 //! how both reach the API server (status writes and Events).
 
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::events::EventType;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use super::conditions::{Health, RECONCILING, same_conditions};
+use super::conditions::{Health, same_conditions};
 use super::context::Context;
 use super::error::Error;
+use super::events::EventType;
+use super::step::reconciling_for;
+use super::sweep::{Owner, owner_of};
 use crate::api::{CvmInstance, CvmInstanceStatus};
 use tencent_cloud::types::Instance;
 
@@ -37,27 +44,77 @@ impl PersistedToken {
 /// The field manager that owns the status.
 pub const MANAGER: &str = "cvm-operator";
 
-pub struct Target<'a> {
+/// A kind whose status this operator writes: kstatus conditions and an observed generation
+/// beside its own fields. The status writer, Events and conditions are generic over it; a
+/// new kind implements it and gets the same write-only-on-change and Event-on-transition.
+pub trait Managed:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Serialize
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    type Status: Clone + Default + PartialEq + Serialize + Send + Sync;
+
+    fn status(&self) -> Option<&Self::Status>;
+    /// The status without the API server's placeholder (the CRD's default for `status`).
+    fn written_by_operator(status: Self::Status) -> Self::Status;
+    fn conditions(status: &Self::Status) -> &[Condition];
+    fn conditions_mut(status: &mut Self::Status) -> &mut Option<Vec<Condition>>;
+    fn observed_generation_mut(status: &mut Self::Status) -> &mut Option<i64>;
+    /// What the per-resource state metric shows; `None` for no state.
+    fn state_metric(_status: &Self::Status) -> Option<&str> {
+        None
+    }
+}
+
+impl Managed for CvmInstance {
+    type Status = CvmInstanceStatus;
+
+    fn status(&self) -> Option<&CvmInstanceStatus> {
+        self.status.as_ref()
+    }
+    fn written_by_operator(status: CvmInstanceStatus) -> CvmInstanceStatus {
+        status.written_by_operator()
+    }
+    fn conditions(status: &CvmInstanceStatus) -> &[Condition] {
+        status.conditions.as_deref().unwrap_or_default()
+    }
+    fn conditions_mut(status: &mut CvmInstanceStatus) -> &mut Option<Vec<Condition>> {
+        &mut status.conditions
+    }
+    fn observed_generation_mut(status: &mut CvmInstanceStatus) -> &mut Option<i64> {
+        &mut status.observed_generation
+    }
+    fn state_metric(status: &CvmInstanceStatus) -> Option<&str> {
+        status.instance_state.as_deref()
+    }
+}
+
+pub struct Target<'a, K: Managed> {
     pub ctx: &'a Context,
-    pub api: Api<CvmInstance>,
-    pub obj: Arc<CvmInstance>,
+    pub api: Api<K>,
+    pub obj: Arc<K>,
     pub name: String,
     pub namespace: String,
     pub uid: String,
     /// The status as last written (or read).
-    pub old: CvmInstanceStatus,
+    pub old: K::Status,
     /// The status this reconcile is building.
-    pub status: CvmInstanceStatus,
+    pub status: K::Status,
 }
 
-impl<'a> Target<'a> {
-    pub fn new(obj: Arc<CvmInstance>, ctx: &'a Context) -> Result<Self, Error> {
+impl<'a, K: Managed> Target<'a, K> {
+    pub fn new(obj: Arc<K>, ctx: &'a Context) -> Result<Self, Error> {
         let namespace = obj
             .namespace()
             .ok_or(Error::MissingObjectKey("namespace"))?;
         let uid = obj.uid().ok_or(Error::MissingObjectKey("uid"))?;
         // Until our first write, the API server shows the CRD's placeholder status.
-        let status = obj.status.clone().unwrap_or_default().written_by_operator();
+        let status = K::written_by_operator(obj.status().cloned().unwrap_or_default());
         Ok(Self {
             ctx,
             api: Api::namespaced(ctx.kube.clone(), &namespace),
@@ -70,13 +127,104 @@ impl<'a> Target<'a> {
         })
     }
 
+    /// Starts over from `obj`, as returned by a write to it (e.g. adding the finalizer).
+    pub fn reset(&mut self, obj: Arc<K>) {
+        self.refresh(obj.status().cloned().unwrap_or_default());
+        self.obj = obj;
+    }
+
     /// Replaces the cached status with `fresh`, read from the API server.
-    pub fn refresh(&mut self, fresh: CvmInstanceStatus) {
-        let fresh = fresh.written_by_operator();
+    pub fn refresh(&mut self, fresh: K::Status) {
+        let fresh = K::written_by_operator(fresh);
         self.old = fresh.clone();
         self.status = fresh;
     }
 
+    /// The object as an owner the sweeper can trigger.
+    pub fn owner(&self) -> Owner {
+        owner_of(self.obj.as_ref())
+    }
+
+    /// Sets `health`, writes the status if anything changed, and publishes an Event when the
+    /// Ready condition changes reason. `warning` marks the transition as a Warning Event.
+    pub async fn save(&mut self, health: &Health, warning: bool) -> Result<(), Error> {
+        let previous = K::conditions(&self.old).to_vec();
+        let generation = self.obj.meta().generation;
+        let conditions = health.conditions(&previous, generation, self.ctx.clock.now());
+        *K::conditions_mut(&mut self.status) = Some(conditions.clone());
+        *K::observed_generation_mut(&mut self.status) = generation;
+
+        let changed = !same_conditions(&previous, &conditions)
+            || without_conditions::<K>(&self.status) != without_conditions::<K>(&self.old);
+        if !changed {
+            return Ok(());
+        }
+        let ready_before = previous.iter().find(|c| c.type_ == "Ready");
+        let transition = ready_before
+            .is_none_or(|c| c.reason != health.reason() || c.status != conditions[0].status);
+
+        // Server-side apply names the kind; taken from the type, so a version bump follows.
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": self.status,
+        });
+        self.api
+            .patch_status(
+                &self.name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(body),
+            )
+            .await?;
+        self.old = self.status.clone();
+        self.ctx
+            .metrics
+            .instance_state(&self.uid, K::state_metric(&self.status));
+
+        // Steps of normal progress (Creating, Provisioning, WaitingForPublicIp, Terminating)
+        // get no Event of their own: the condition says where things stand, and the explicit
+        // Events (InstanceCreated, TerminatingInstance...) mark the milestones. Each Event is
+        // an API call and an object in etcd for an hour.
+        let type_ = match health {
+            Health::Stalled { .. } => Some(EventType::Warning),
+            _ if warning => Some(EventType::Warning),
+            Health::Ready { .. } => Some(EventType::Normal),
+            _ => None,
+        };
+        if transition && let Some(type_) = type_ {
+            self.event(type_, health.reason(), health.message(), "Reconcile")
+                .await;
+        }
+        Ok(())
+    }
+
+    /// How long the resource has been Reconciling without interruption.
+    pub fn reconciling_for(&self) -> Duration {
+        reconciling_for(K::conditions(&self.status), self.ctx.clock.now())
+    }
+
+    /// Publishes an Event; a failure to publish is logged, never fatal.
+    pub async fn event(&self, type_: EventType, reason: &str, note: &str, action: &str) {
+        let regarding = self.obj.object_ref(&());
+        if let Err(e) = self
+            .ctx
+            .events
+            .publish(&regarding, type_, reason, note, action)
+            .await
+        {
+            warn!(error = %e, reason, "could not publish Event");
+        }
+    }
+}
+
+fn without_conditions<K: Managed>(status: &K::Status) -> K::Status {
+    let mut status = status.clone();
+    *K::conditions_mut(&mut status) = None;
+    status
+}
+
+/// What only a CvmInstance's status holds: its one instance and its creation token.
+impl Target<'_, CvmInstance> {
     /// The ClientToken of the stored status, if it is `expected`.
     pub fn persisted_token(&self, expected: &str) -> Option<PersistedToken> {
         (self.old.client_token.as_deref() == Some(expected))
@@ -101,93 +249,6 @@ impl<'a> Target<'a> {
         self.status.instance_state = None;
         self.status.private_ip_addresses = None;
         self.status.public_ip_addresses = None;
-    }
-
-    /// How long the resource has been Reconciling without interruption.
-    pub fn reconciling_for(&self) -> Duration {
-        self.status
-            .condition(RECONCILING)
-            .filter(|c| c.status == "True")
-            .map(|c| {
-                self.ctx
-                    .clock
-                    .now()
-                    .duration_since(c.last_transition_time.0)
-            })
-            .and_then(|d| Duration::try_from(d).ok())
-            .unwrap_or_default()
-    }
-
-    /// Sets `health`, writes the status if anything changed, and publishes an Event when the
-    /// Ready condition changes reason. `warning` marks the transition as a Warning Event.
-    pub async fn save(&mut self, health: &Health, warning: bool) -> Result<(), Error> {
-        let previous = self.old.conditions.clone().unwrap_or_default();
-        let generation = self.obj.meta().generation;
-        let conditions = health.conditions(&previous, generation, self.ctx.clock.now());
-        self.status.conditions = Some(conditions.clone());
-        self.status.observed_generation = generation;
-
-        let changed = !same_conditions(&previous, &conditions)
-            || CvmInstanceStatus {
-                conditions: None,
-                ..self.status.clone()
-            } != CvmInstanceStatus {
-                conditions: None,
-                ..self.old.clone()
-            };
-        if !changed {
-            return Ok(());
-        }
-        let ready_before = previous.iter().find(|c| c.type_ == "Ready");
-        let transition = ready_before
-            .is_none_or(|c| c.reason != health.reason() || c.status != conditions[0].status);
-
-        // Server-side apply names the kind; taken from the type, so a version bump follows.
-        let body = serde_json::json!({
-            "apiVersion": CvmInstance::api_version(&()),
-            "kind": CvmInstance::kind(&()),
-            "status": self.status,
-        });
-        self.api
-            .patch_status(
-                &self.name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(body),
-            )
-            .await?;
-        self.old = self.status.clone();
-        self.ctx
-            .metrics
-            .instance_state(&self.uid, self.status.instance_state.as_deref());
-
-        // Steps of normal progress (Creating, Provisioning, WaitingForPublicIp, Terminating)
-        // get no Event of their own: the condition says where things stand, and the explicit
-        // Events (InstanceCreated, TerminatingInstance...) mark the milestones. Each Event is
-        // an API call and an object in etcd for an hour.
-        let type_ = match health {
-            Health::Stalled { .. } => Some(EventType::Warning),
-            _ if warning => Some(EventType::Warning),
-            Health::Ready { .. } => Some(EventType::Normal),
-            _ => None,
-        };
-        if transition && let Some(type_) = type_ {
-            self.event(type_, health.reason(), health.message(), "Reconcile")
-                .await;
-        }
-        Ok(())
-    }
-
-    /// Publishes an Event; a failure to publish is logged, never fatal.
-    pub async fn event(&self, type_: EventType, reason: &str, note: &str, action: &str) {
-        let regarding = self.obj.object_ref(&());
-        if let Err(e) = self
-            .ctx
-            .events
-            .publish(&regarding, type_, reason, note, action)
-            .await
-        {
-            warn!(error = %e, reason, "could not publish Event");
-        }
     }
 }
 

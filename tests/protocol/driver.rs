@@ -76,7 +76,7 @@ impl World {
         let switch = Arc::new(switch);
         let kube = crashing_client(switch.clone()).await;
         self.cloud.attach(switch.clone());
-        let (sweeper, _triggers) = Sweeper::new();
+        let sweeper = Sweeper::new();
         let settings = Settings {
             default_credentials: Some(Credentials::new("AKIDprotocoltest", "protocol-test-key")),
             ..Settings::default()

@@ -1,0 +1,401 @@
+//! Performs the steps [`next_step`] decides, one at a time, until one ends the reconcile.
+//!
+//! Each step either learns something (a Secret, a cloud answer: into [`Facts`]) or writes
+//! something (status, finalizer, an Event, a creating or destroying call). What the protocol
+//! requires persisted is persisted by the step itself, before the next one can call the
+//! cloud: the token before RunInstances (which takes a [`super::target::PersistedToken`]),
+//! the ID at once after it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use tracing::{Span, info};
+
+use super::conditions::{Health, reason_from_code};
+use super::context::Context;
+use super::credentials::{resolve_credentials, resolve_password};
+use super::error::Error;
+use super::events::EventType;
+use super::finalizer;
+use super::observe::{Requeue, Verdict, poll_interval};
+use super::request::{Owner, client_token, run_instances_request};
+use super::step::{Facts, Release, Step, View, Wait, next_step};
+use super::target::Target;
+use crate::api::{CvmInstance, TAG_UID};
+use crate::cloud::Cloud;
+use tencent_cloud::credentials::SecretString;
+use tencent_cloud::error::CloudError;
+use tencent_cloud::types::Instance;
+
+/// More steps than the longest path of the protocol (create: 7) means a step that does not
+/// change the view: a bug, reported rather than looped on.
+const MAX_STEPS: usize = 16;
+
+/// What one reconcile holds besides the view: handles the facts only stand for.
+struct Run {
+    facts: Facts,
+    /// The cloud for the resolved credentials and the region.
+    cloud: Option<Arc<dyn Cloud>>,
+    /// The resolved login password; never in `Facts`, which are logged in tests.
+    password: Option<SecretString>,
+}
+
+/// Reconciles `obj` to its next resting point.
+pub async fn execute(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Error> {
+    let mut t = Target::new(obj, ctx)?;
+    if t.obj.metadata.deletion_timestamp.is_some() {
+        // A resource on its way out is no longer followed in bulk.
+        ctx.sweeper.unregister(&t.owner());
+    }
+    let mut run = Run {
+        facts: Facts::default(),
+        cloud: None,
+        password: None,
+    };
+    run.facts.sweeper_vouches = sweeper_vouches(&t);
+    for _ in 0..MAX_STEPS {
+        let view = View {
+            object: &t.obj,
+            stored: &t.old,
+            facts: &run.facts,
+        };
+        let step = next_step(&view, ctx.clock.now(), &ctx.settings);
+        if let Some(action) = perform(&mut t, &mut run, step).await? {
+            return Ok(action);
+        }
+    }
+    Err(Error::StepLimit(MAX_STEPS))
+}
+
+/// Performs `step`; `Some` when it ends the reconcile.
+async fn perform(
+    t: &mut Target<'_, CvmInstance>,
+    run: &mut Run,
+    step: Step,
+) -> Result<Option<Action>, Error> {
+    let ends = step.ends();
+    let action = match step {
+        Step::AddFinalizer => {
+            let updated = finalizer::add(&t.api, &t.obj).await?;
+            t.reset(Arc::new(updated));
+            None
+        }
+        Step::ResolveCredentials => {
+            let defaults = t.ctx.settings.default_credentials.as_ref();
+            let reference = t.obj.spec.credentials_secret_ref.as_ref();
+            let resolved = resolve_credentials(&t.ctx.kube, reference, &t.namespace, defaults)
+                .await?
+                .map(|credentials| {
+                    run.cloud = Some(t.ctx.clouds.get(&credentials, &t.obj.spec.region));
+                });
+            run.facts.credentials = Some(resolved);
+            None
+        }
+        Step::ReadBack => {
+            let fresh = t.api.get(&t.name).await?;
+            if fresh.uid() == Some(t.uid.clone()) {
+                t.refresh(fresh.status.unwrap_or_default());
+                // The span has the ID only if the cached object had one.
+                if let Some(id) = t.instance_id() {
+                    Span::current().record("instance_id", id);
+                }
+                run.facts.sweeper_vouches = sweeper_vouches(t);
+            } else {
+                run.facts.replaced = true;
+            }
+            run.facts.read_back = true;
+            None
+        }
+        Step::ResolvePassword => {
+            let resolved = match t.obj.spec.password_secret_ref() {
+                Some(reference) => resolve_password(&t.ctx.kube, &t.namespace, reference)
+                    .await?
+                    .map(|password| run.password = Some(password)),
+                None => Ok(()),
+            };
+            run.facts.password = Some(resolved);
+            None
+        }
+        Step::PersistToken { attempt } => {
+            t.status.client_token = Some(client_token(&t.uid, attempt));
+            t.status.attempt = Some(attempt);
+            let health = Health::progressing("Creating", "creating the instance");
+            t.save(&health, false).await?;
+            run.facts.token_persisted_now = true;
+            None
+        }
+        Step::LookupByTag => {
+            let found = cloud(run)?.find_instances_by_tag(TAG_UID, &t.uid).await;
+            run.facts.tagged = Some(found);
+            None
+        }
+        Step::Adopt { instance } => {
+            let id = instance.instance_id.clone();
+            Span::current().record("instance_id", id.as_str());
+            info!(instance_id = %id, "adopting the instance created by an earlier run");
+            t.record(&instance);
+            t.event(
+                EventType::Normal,
+                "InstanceAdopted",
+                &format!("found {id}, created for this resource by an earlier run"),
+                "Create",
+            )
+            .await;
+            run.facts.adopted = true;
+            None
+        }
+        Step::RunInstances { attempt } => {
+            let token = client_token(&t.uid, attempt);
+            let Some(persisted) = t.persisted_token(&token) else {
+                // Not reached: PersistToken stored it, or the read-back found it. Asking
+                // `Target` for it is what lets the compiler hold every RunInstances to that
+                // rule; if it ever fails, start over.
+                return Ok(Some(Action::requeue(t.ctx.settings.poll_min)));
+            };
+            let owner = Owner {
+                namespace: &t.namespace,
+                name: &t.name,
+                uid: &t.uid,
+                attempt,
+            };
+            let request =
+                run_instances_request(&t.obj.spec, &owner, &persisted, run.password.take());
+            run.facts.launched = Some(cloud(run)?.run_instances(&request).await);
+            None
+        }
+        Step::RecordId { id, token } => {
+            Span::current().record("instance_id", id.as_str());
+            info!(instance_id = %id, %token, "instance created");
+            t.status.instance_id = Some(id.clone());
+            let health = Health::progressing(
+                "Provisioning",
+                format!("{id} created; waiting for it to run"),
+            );
+            t.save(&health, false).await?;
+            t.event(
+                EventType::Normal,
+                "InstanceCreated",
+                &format!("RunInstances created {id} (ClientToken {token})"),
+                "Create",
+            )
+            .await;
+            Some(wait(t, Wait::PollMin))
+        }
+        Step::NoIdYet => {
+            // "InstanceIdSet does not by itself mean success": look again soon, same token.
+            let health =
+                Health::progressing("Creating", "RunInstances returned no instance ID yet");
+            t.save(&health, false).await?;
+            Some(wait(t, Wait::PollMin))
+        }
+        Step::Describe { id } => {
+            run.facts.described = Some(cloud(run)?.describe_instance(&id).await);
+            None
+        }
+        Step::Report { instance, verdict } => {
+            t.record(&instance);
+            let cloud = cloud(run)?.clone();
+            Some(report(t, cloud, &instance, verdict).await?)
+        }
+        Step::WaitAppear { id } => {
+            // New instances can take a moment to show up in DescribeInstances.
+            let health = Health::progressing("Provisioning", format!("waiting for {id} to appear"));
+            t.save(&health, false).await?;
+            Some(wait(t, Wait::Soon))
+        }
+        Step::TerminateFailedLaunch { instance } => {
+            // Best effort: a failed launch holds no resources, and some regions refuse to
+            // terminate it.
+            let _ = cloud(run)?
+                .terminate_instances(std::slice::from_ref(&instance))
+                .await;
+            run.facts.failed_launch_terminated = true;
+            None
+        }
+        Step::StartNewAttempt { reason, message } => {
+            let attempt = t.status.attempt.unwrap_or(0).saturating_add(1);
+            t.forget_instance();
+            t.status.attempt = Some(attempt);
+            t.status.client_token = Some(client_token(&t.uid, attempt));
+            t.event(EventType::Warning, reason, &message, "Recreate")
+                .await;
+            t.save(&Health::progressing(reason, message.as_str()), true)
+                .await?;
+            Some(wait(t, Wait::Immediately))
+        }
+        Step::FollowTerminating { id } => {
+            run.facts.followed = Some(cloud(run)?.describe_instance(&id).await);
+            None
+        }
+        Step::StillTerminating => Some(wait(t, Wait::PollMin)),
+        Step::Terminate { instances } => {
+            let result = cloud(run)?.terminate_instances(&instances).await;
+            if result.as_ref().is_ok() || result.as_ref().is_err_and(|e| e.is_already_terminated())
+            {
+                let ids: Vec<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
+                t.event(
+                    EventType::Normal,
+                    "TerminatingInstance",
+                    &format!("TerminateInstances {}", ids.join(", ")),
+                    "Delete",
+                )
+                .await;
+            }
+            run.facts.terminated = Some(result);
+            None
+        }
+        Step::WaitTerminating { ids, recorded } => {
+            if let Some(id) = recorded {
+                t.status.instance_state = Some("TERMINATING".to_string());
+                t.status.instance_id = Some(id);
+            }
+            let health = Health::progressing(
+                "Terminating",
+                format!("waiting for {} to be gone", ids.join(", ")),
+            );
+            t.save(&health, false).await?;
+            Some(wait(t, Wait::PollMin))
+        }
+        Step::ConfirmNoInstance => {
+            let health = Health::progressing(
+                "ConfirmingNoInstance",
+                "a creation was requested but no instance ID was recorded; waiting for tags to propagate before letting go",
+            );
+            t.save(&health, false).await?;
+            Some(wait(t, Wait::PollMin))
+        }
+        Step::ReleaseFinalizer { why } => {
+            let (reason, note) = match why {
+                Release::Orphaned { what } => (
+                    "InstanceOrphaned",
+                    format!("deletionPolicy is Orphan: {what} is left running"),
+                ),
+                Release::RegionUnsupported { code, message } => (
+                    "RegionUnsupported",
+                    format!("no instance can exist: {code}: {message}"),
+                ),
+                Release::Terminated { what } => {
+                    info!(instance = %what, "instance gone; releasing the resource");
+                    ("InstanceTerminated", format!("{what} is gone"))
+                }
+            };
+            t.event(EventType::Normal, reason, &note, "Delete").await;
+            finalizer::remove(&t.api, &t.obj).await?;
+            t.ctx.reset_backoff(&t.uid);
+            t.ctx.metrics.instance_state(&t.uid, None);
+            Some(wait(t, Wait::AwaitChange))
+        }
+        Step::Stall {
+            reason,
+            message,
+            then,
+        } => {
+            t.save(&Health::stalled(reason, message), true).await?;
+            Some(wait(t, then))
+        }
+        Step::CloudFailure { action, error } => Some(cloud_failure(t, action, &error).await?),
+        Step::Idle { then } => Some(wait(t, then)),
+    };
+    debug_assert_eq!(
+        ends,
+        action.is_some(),
+        "Step::ends disagrees with the executor"
+    );
+    Ok(action)
+}
+
+/// The cloud client; every cloud step comes after ResolveCredentials.
+fn cloud(run: &Run) -> Result<&Arc<dyn Cloud>, Error> {
+    run.cloud
+        .as_ref()
+        .ok_or(Error::StepOrder("a cloud call before the credentials"))
+}
+
+/// Whether the resource is Ready for its current spec and the sweeper recently saw its
+/// instance unchanged: the safety-net timer then costs no cloud call.
+fn sweeper_vouches(t: &Target<'_, CvmInstance>) -> bool {
+    t.instance_id().is_some_and(|id| {
+        t.ctx
+            .sweeper
+            .vouches_for(&t.owner(), id, t.ctx.settings.resync.saturating_mul(2))
+    })
+}
+
+async fn report(
+    t: &mut Target<'_, CvmInstance>,
+    cloud: Arc<dyn Cloud>,
+    instance: &Instance,
+    verdict: Verdict,
+) -> Result<Action, Error> {
+    let owner = t.owner();
+    match verdict {
+        Verdict::Report { health, requeue } => {
+            t.save(&health, false).await?;
+            Ok(match requeue {
+                Requeue::Steady => {
+                    t.ctx.reset_backoff(&t.uid);
+                    t.ctx
+                        .sweeper
+                        .register(owner, cloud, std::slice::from_ref(instance));
+                    wait(t, Wait::Steady)
+                }
+                Requeue::Soon => {
+                    t.ctx.sweeper.unregister(&owner);
+                    wait(t, Wait::Soon)
+                }
+                Requeue::Slow => {
+                    t.ctx.sweeper.unregister(&owner);
+                    wait(t, Wait::SlowRetry)
+                }
+            })
+        }
+        Verdict::Replacing { health } => {
+            t.ctx.sweeper.unregister(&owner);
+            t.save(&health, true).await?;
+            Ok(wait(t, Wait::Soon))
+        }
+    }
+}
+
+/// A failed cloud call becomes the resource's condition (with the Tencent code as reason)
+/// and a Warning Event on transition; the retry delay depends on who has to act.
+async fn cloud_failure(
+    t: &mut Target<'_, CvmInstance>,
+    action: &str,
+    error: &CloudError,
+) -> Result<Action, Error> {
+    let reason = reason_from_code(error.code());
+    let message = match error.request_id() {
+        Some(request_id) => format!(
+            "{action} failed: {}: {} (RequestId {request_id})",
+            error.code(),
+            error.message()
+        ),
+        None => format!("{action} failed: {}: {}", error.code(), error.message()),
+    };
+    tracing::warn!(code = error.code(), action, "cloud call failed");
+    if error.needs_person() {
+        t.save(&Health::stalled(&reason, message), true).await?;
+        Ok(wait(t, Wait::SlowRetry))
+    } else {
+        t.save(&Health::progressing(&reason, message), true).await?;
+        Ok(wait(t, Wait::Backoff))
+    }
+}
+
+/// The Action for a [`Wait`]; the backoffs count this resource's consecutive failures.
+fn wait(t: &Target<'_, CvmInstance>, then: Wait) -> Action {
+    let s = &t.ctx.settings;
+    match then {
+        Wait::AwaitChange => Action::await_change(),
+        Wait::PollMin => Action::requeue(s.poll_min),
+        Wait::Soon => Action::requeue(poll_interval(t.reconciling_for(), s.poll_min, s.poll_max)),
+        // A Ready resource is watched by the sweeper; its own timer is only a safety net.
+        Wait::Steady => Action::requeue(s.resync.saturating_mul(12)),
+        Wait::SlowRetry => Action::requeue(t.ctx.backoff(&t.uid, s.slow_retry, s.slow_retry_max)),
+        Wait::Backoff => Action::requeue(t.ctx.backoff(&t.uid, s.poll_min, s.poll_max)),
+        Wait::Immediately => Action::requeue(Duration::from_millis(200)),
+    }
+}

@@ -1,0 +1,495 @@
+//! The create, observe, recreate and delete protocol as a pure function: from what one
+//! reconcile knows so far (the resource, its stored status, what the cloud and the Secrets
+//! said) and the time, the one next [`Step`]. `execute` performs it, learns something or
+//! writes something, and asks again, until a step ends the reconcile with a [`Wait`].
+//!
+//! No I/O here, so every row of the protocol is a unit test (see the table at the end).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+
+use super::conditions::RECONCILING;
+use super::context::Settings;
+use super::credentials::{Purpose, SecretProblem};
+use super::finalizer::has_finalizer;
+use super::observe::{Verdict, judge};
+use super::request::{TAG_ATTEMPT, client_token, user_data_fits};
+use crate::api::{CvmInstance, CvmInstanceStatus, DeletionPolicy};
+use tencent_cloud::error::CloudError;
+use tencent_cloud::types::Instance;
+
+/// What one reconcile has learned so far. Starts empty; each step the executor performs
+/// fills in its answer, so the same step is never asked for twice.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// The credentials Secret resolved (`Ok`), or why not.
+    pub credentials: Option<Result<(), SecretProblem>>,
+    /// The status was read back from the API server (not the watch cache) in this reconcile.
+    pub read_back: bool,
+    /// The read-back found another object under the name (deleted and created again).
+    pub replaced: bool,
+    /// The login password Secret resolved, or why not.
+    pub password: Option<Result<(), SecretProblem>>,
+    /// The ClientToken was persisted by this reconcile, after a fresh read: no RunInstances
+    /// can have carried it yet.
+    pub token_persisted_now: bool,
+    /// DescribeInstances by the UID tag.
+    pub tagged: Option<Result<Vec<Instance>, CloudError>>,
+    /// The instance of this attempt found by tag was taken over (recorded, Event sent).
+    pub adopted: bool,
+    /// RunInstances' answer: the new IDs.
+    pub launched: Option<Result<Vec<String>, CloudError>>,
+    /// On deletion, DescribeInstances of the recorded instance already told to terminate.
+    pub followed: Option<Result<Option<Instance>, CloudError>>,
+    /// DescribeInstances of the recorded instance.
+    pub described: Option<Result<Option<Instance>, CloudError>>,
+    /// A LAUNCH_FAILED instance was told to terminate (best effort) before a new attempt.
+    pub failed_launch_terminated: bool,
+    /// TerminateInstances' answer, on deletion.
+    pub terminated: Option<Result<(), CloudError>>,
+    /// The sweeper saw the recorded instance unchanged within two resync periods.
+    pub sweeper_vouches: bool,
+}
+
+/// Everything [`next_step`] decides from.
+pub struct View<'a> {
+    /// The resource as this reconcile got it (spec, generation, finalizers, deletion).
+    pub object: &'a CvmInstance,
+    /// Its status as last written or read back.
+    pub stored: &'a CvmInstanceStatus,
+    pub facts: &'a Facts,
+}
+
+/// When to look at the resource again once a step ends the reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Only when the resource changes.
+    AwaitChange,
+    /// The shortest poll period.
+    PollMin,
+    /// Soon, backing off with the time spent Reconciling.
+    Soon,
+    /// The sweeper follows it; the safety-net timer only.
+    Steady,
+    /// A person has to act: the slow retry, backing off.
+    SlowRetry,
+    /// A transient failure: the poll period, backing off.
+    Backoff,
+    /// A new attempt starts at once.
+    Immediately,
+}
+
+/// Why the finalizer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// `deletionPolicy: Orphan`: the instance (`what`) is left running.
+    Orphaned { what: String },
+    /// The API does not serve the region, and no ID was recorded: no instance can exist.
+    RegionUnsupported { code: String, message: String },
+    /// Nothing carrying the UID is left (`what`: the recorded ID or "no instance").
+    Terminated { what: String },
+}
+
+/// The one next thing to do. Steps that end the reconcile say so by [`Step::ends`].
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Add the finalizer before any cloud call, so no instance exists without it.
+    AddFinalizer,
+    /// Read the credentials Secret (or take the defaults).
+    ResolveCredentials,
+    /// Read the resource from the API server: the watch cache can lag behind our own writes.
+    ReadBack,
+    /// Read the login password Secret.
+    ResolvePassword,
+    /// Persist `status.clientToken` for `attempt` before anything could send it.
+    PersistToken { attempt: i32 },
+    /// DescribeInstances by the UID tag.
+    LookupByTag,
+    /// Take over this attempt's instance, created by an earlier run.
+    Adopt { instance: Instance },
+    /// RunInstances with the persisted token of `attempt`.
+    RunInstances { attempt: i32 },
+    /// Persist the new ID at once (ends).
+    RecordId { id: String, token: String },
+    /// RunInstances answered without an ID: look again with the same token (ends).
+    NoIdYet,
+    /// DescribeInstances of the recorded ID.
+    Describe { id: String },
+    /// Write what the instance means for the resource (ends).
+    Report {
+        instance: Instance,
+        verdict: Verdict,
+    },
+    /// A recorded instance never seen yet may lag in DescribeInstances (ends).
+    WaitAppear { id: String },
+    /// Best-effort TerminateInstances of a failed launch before a new attempt.
+    TerminateFailedLaunch { instance: Instance },
+    /// Forget the instance and persist the next attempt's token (ends).
+    StartNewAttempt {
+        reason: &'static str,
+        message: String,
+    },
+    /// On deletion, DescribeInstances of the recorded instance known to be terminating.
+    FollowTerminating { id: String },
+    /// It still is: look again soon, nothing to write (ends).
+    StillTerminating,
+    /// TerminateInstances; the instances carry their charge types, which pick the batch.
+    Terminate { instances: Vec<Instance> },
+    /// Record the terminating instances and wait for them to be gone (ends).
+    WaitTerminating {
+        ids: Vec<String>,
+        recorded: Option<String>,
+    },
+    /// A creation may have been sent whose tags are not searchable yet (ends).
+    ConfirmNoInstance,
+    /// Remove the finalizer (ends).
+    ReleaseFinalizer { why: Release },
+    /// A person has to act; nothing else happens (ends).
+    Stall {
+        reason: &'static str,
+        message: String,
+        then: Wait,
+    },
+    /// A cloud call failed: its code becomes the condition (ends).
+    CloudFailure {
+        action: &'static str,
+        error: CloudError,
+    },
+    /// Nothing to do now (ends).
+    Idle { then: Wait },
+}
+
+impl Step {
+    /// Whether the reconcile ends with this step (it writes its outcome and waits).
+    pub fn ends(&self) -> bool {
+        !matches!(
+            self,
+            Step::AddFinalizer
+                | Step::ResolveCredentials
+                | Step::ReadBack
+                | Step::ResolvePassword
+                | Step::PersistToken { .. }
+                | Step::LookupByTag
+                | Step::Adopt { .. }
+                | Step::RunInstances { .. }
+                | Step::Describe { .. }
+                | Step::TerminateFailedLaunch { .. }
+                | Step::FollowTerminating { .. }
+                | Step::Terminate { .. }
+        )
+    }
+}
+
+/// The next step of the protocol for `view` at `now`.
+pub fn next_step(view: &View<'_>, now: Timestamp, settings: &Settings) -> Step {
+    if let Some(deleted_at) = view.object.meta().deletion_timestamp.as_ref() {
+        return delete(view, deleted_at.0, now, settings);
+    }
+    if !has_finalizer(view.object) {
+        return Step::AddFinalizer;
+    }
+    if let Some(step) = credentials(view.facts) {
+        return step;
+    }
+    let facts = view.facts;
+    if view.stored.instance_id.is_none() && !facts.read_back {
+        return Step::ReadBack;
+    }
+    if facts.replaced {
+        return Step::Idle {
+            then: Wait::AwaitChange,
+        };
+    }
+    match view.stored.instance_id.as_deref() {
+        None => create(view),
+        Some(id) => observe(view, id, now, settings),
+    }
+}
+
+/// Until the credentials are known, resolving them; a problem with them stalls.
+fn credentials(facts: &Facts) -> Option<Step> {
+    match &facts.credentials {
+        None => Some(Step::ResolveCredentials),
+        Some(Err(problem)) => Some(secret_problem(problem, Purpose::Credentials)),
+        Some(Ok(())) => None,
+    }
+}
+
+fn secret_problem(problem: &SecretProblem, purpose: Purpose) -> Step {
+    Step::Stall {
+        reason: problem.reason(purpose),
+        message: problem.to_string(),
+        then: Wait::SlowRetry,
+    }
+}
+
+/// Design §4: token persisted, then lookup by tag, then RunInstances, then the ID persisted.
+fn create(view: &View<'_>) -> Step {
+    let spec = &view.object.spec;
+    let facts = view.facts;
+    if spec
+        .user_data
+        .as_deref()
+        .is_some_and(|t| !user_data_fits(t))
+    {
+        return Step::Stall {
+            reason: "UserDataTooLarge",
+            message: "spec.userData is larger than 16 KiB once base64-encoded".into(),
+            then: Wait::AwaitChange,
+        };
+    }
+    if spec.password_secret_ref().is_some() {
+        match &facts.password {
+            None => return Step::ResolvePassword,
+            Some(Err(problem)) => return secret_problem(problem, Purpose::Password),
+            Some(Ok(())) => {}
+        }
+    }
+    let attempt = view.stored.attempt.unwrap_or(0);
+    let token = client_token(&uid(view), attempt);
+    if view.stored.client_token.as_deref() != Some(token.as_str()) {
+        return Step::PersistToken { attempt };
+    }
+    // A token persisted only now cannot have been sent: no lookup needed (saves a call).
+    if !facts.token_persisted_now {
+        match &facts.tagged {
+            None => return Step::LookupByTag,
+            Some(Err(error)) => return failure("DescribeInstances", error),
+            Some(Ok(found)) => {
+                let attempt_tag = attempt.to_string();
+                if let Some(instance) = found
+                    .iter()
+                    .find(|i| i.tag(TAG_ATTEMPT) == Some(attempt_tag.as_str()))
+                {
+                    return if facts.adopted {
+                        report(view, instance)
+                    } else {
+                        Step::Adopt {
+                            instance: instance.clone(),
+                        }
+                    };
+                }
+            }
+        }
+    }
+    match &facts.launched {
+        None => Step::RunInstances { attempt },
+        Some(Err(error)) => failure("RunInstances", error),
+        Some(Ok(ids)) => match ids.first() {
+            Some(id) => Step::RecordId {
+                id: id.clone(),
+                token,
+            },
+            None => Step::NoIdYet,
+        },
+    }
+}
+
+/// Design §5: follow the recorded instance; replace it when it is gone for good.
+fn observe(view: &View<'_>, id: &str, now: Timestamp, settings: &Settings) -> Step {
+    let stored = view.stored;
+    let facts = view.facts;
+    if stored.is_ready()
+        && stored.observed_generation == view.object.metadata.generation
+        && facts.sweeper_vouches
+    {
+        return Step::Idle { then: Wait::Steady };
+    }
+    match &facts.described {
+        None => Step::Describe { id: id.into() },
+        Some(Err(error)) => failure("DescribeInstances", error),
+        Some(Ok(Some(instance))) => {
+            let failed = instance.instance_state == "LAUNCH_FAILED";
+            if !(failed && spec_changed_since_failure(view)) {
+                report(view, instance)
+            } else if !facts.failed_launch_terminated {
+                Step::TerminateFailedLaunch {
+                    instance: instance.clone(),
+                }
+            } else {
+                Step::StartNewAttempt {
+                    reason: "RetryingLaunch",
+                    message: format!(
+                        "the spec changed after {id} failed to launch; creating a new instance"
+                    ),
+                }
+            }
+        }
+        Some(Ok(None)) => {
+            let never_seen = stored.instance_state.is_none();
+            if never_seen
+                && reconciling_for(stored.conditions.as_deref().unwrap_or_default(), now)
+                    < settings.appear_grace
+            {
+                Step::WaitAppear { id: id.into() }
+            } else {
+                Step::StartNewAttempt {
+                    reason: "InstanceVanished",
+                    message: format!(
+                        "{id} no longer exists (spot reclaim, or terminated outside the operator); creating a new instance"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+fn report(view: &View<'_>, instance: &Instance) -> Step {
+    Step::Report {
+        instance: instance.clone(),
+        verdict: judge(instance, view.object.spec.wants_public_ip()),
+    }
+}
+
+/// A launch failure is retried only once the spec changed after it was reported.
+fn spec_changed_since_failure(view: &View<'_>) -> bool {
+    view.stored.instance_state.as_deref() == Some("LAUNCH_FAILED")
+        && view.object.metadata.generation != view.stored.observed_generation
+}
+
+/// Design §5: terminate everything that may belong to the resource, wait until it is gone,
+/// then let go; or let go at once under `deletionPolicy: Orphan`.
+fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Settings) -> Step {
+    let stored = view.stored;
+    let facts = view.facts;
+    let recorded = stored.instance_id.as_deref();
+    let what = recorded.unwrap_or("no instance").to_string();
+    if !has_finalizer(view.object) {
+        return Step::Idle {
+            then: Wait::AwaitChange,
+        };
+    }
+    if view.object.spec.deletion_policy == DeletionPolicy::Orphan {
+        return Step::ReleaseFinalizer {
+            why: Release::Orphaned { what },
+        };
+    }
+    // Without credentials nothing can be terminated: the finalizer stays (no leak).
+    if let Some(step) = credentials(facts) {
+        return step;
+    }
+    // Once the recorded instance was told to terminate, following it takes only its ID
+    // (batched 100 a call); the tag lookup (5 resources a call) runs once more at the end.
+    if let Some(id) = recorded.filter(|_| stored.instance_state.as_deref() == Some("TERMINATING")) {
+        match &facts.followed {
+            None => return Step::FollowTerminating { id: id.into() },
+            Some(Ok(Some(i))) if i.instance_state == "TERMINATING" => {
+                return Step::StillTerminating;
+            }
+            Some(Err(error)) => return failure("DescribeInstances", error),
+            Some(Ok(_)) => {}
+        }
+    }
+    // Everything that may belong to the resource: the recorded instance and anything
+    // carrying its UID tag (earlier attempts, or a creation whose ID was never recorded).
+    let found = match &facts.tagged {
+        None => return Step::LookupByTag,
+        // A region the API does not serve holds no instance; keeping the finalizer would
+        // make a mistyped region undeletable.
+        Some(Err(error)) if error.is_region_unsupported() && recorded.is_none() => {
+            return Step::ReleaseFinalizer {
+                why: Release::RegionUnsupported {
+                    code: error.code().into(),
+                    message: error.message(),
+                },
+            };
+        }
+        Some(Err(error)) => return failure("DescribeInstances", error),
+        Some(Ok(found)) => found,
+    };
+    let mut seen = BTreeSet::new();
+    let mut live: Vec<&Instance> = found
+        .iter()
+        .filter(|i| seen.insert(i.instance_id.as_str()))
+        .collect();
+    if let Some(id) = recorded.filter(|id| !seen.contains(id)) {
+        match &facts.described {
+            None => return Step::Describe { id: id.into() },
+            Some(Err(error)) => return failure("DescribeInstances", error),
+            Some(Ok(Some(instance))) => live.push(instance),
+            Some(Ok(None)) => {}
+        }
+    }
+    if live.is_empty() {
+        return if creation_may_be_unseen(stored, deleted_at, now, settings) {
+            Step::ConfirmNoInstance
+        } else {
+            Step::ReleaseFinalizer {
+                why: Release::Terminated { what },
+            }
+        };
+    }
+    let to_terminate: Vec<Instance> = live
+        .iter()
+        .filter(|i| i.instance_state != "TERMINATING")
+        .map(|i| (*i).clone())
+        .collect();
+    if !to_terminate.is_empty() {
+        match &facts.terminated {
+            None => {
+                return Step::Terminate {
+                    instances: to_terminate,
+                };
+            }
+            Some(Err(error)) if !error.is_already_terminated() => {
+                return failure("TerminateInstances", error);
+            }
+            Some(_) => {}
+        }
+    }
+    Step::WaitTerminating {
+        ids: live.iter().map(|i| i.instance_id.clone()).collect(),
+        recorded: live
+            .iter()
+            .find(|i| Some(i.instance_id.as_str()) == recorded)
+            .map(|i| i.instance_id.clone()),
+    }
+}
+
+/// A token was persisted but no ID: RunInstances may have succeeded without the operator
+/// recording it, and Tencent attaches tags asynchronously, so an empty tag lookup right
+/// after deletion proves nothing yet. No creation starts after deletion began, so waiting
+/// `tag_grace` from the deletion timestamp covers every possible creation.
+fn creation_may_be_unseen(
+    stored: &CvmInstanceStatus,
+    deleted_at: Timestamp,
+    now: Timestamp,
+    settings: &Settings,
+) -> bool {
+    if stored.client_token.is_none() || stored.instance_id.is_some() {
+        return false;
+    }
+    elapsed(deleted_at, now) < settings.tag_grace
+}
+
+/// How long a resource with `conditions` has been Reconciling without interruption.
+pub fn reconciling_for(conditions: &[Condition], now: Timestamp) -> Duration {
+    conditions
+        .iter()
+        .find(|c| c.type_ == RECONCILING && c.status == "True")
+        .map(|c| elapsed(c.last_transition_time.0, now))
+        .unwrap_or_default()
+}
+
+fn elapsed(since: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(since)).unwrap_or_default()
+}
+
+fn failure(action: &'static str, error: &CloudError) -> Step {
+    Step::CloudFailure {
+        action,
+        error: error.clone(),
+    }
+}
+
+fn uid(view: &View<'_>) -> String {
+    view.object.uid().unwrap_or_default()
+}
+
+#[cfg(test)]
+#[path = "step_table.rs"]
+mod table;

@@ -1,0 +1,719 @@
+//! The protocol's state table: one row per branch of [`next_step`], for create, observe,
+//! recreate (spot reclaim, launch failure, vanished after `appear_grace`) and delete
+//! (`tag_grace`, orphan policy, unsupported region). Each row is a situation and the one
+//! step it must lead to; a row that is missing is a branch nobody decided on purpose.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use super::*;
+use crate::api::{CvmInstanceSpec, FINALIZER, TAG_UID};
+use crate::controller::conditions::Health;
+use tencent_cloud::types::Tag;
+
+const UID: &str = "u-1";
+
+/// The reference time: every row's `now` is this plus the row's offset.
+fn t0() -> Timestamp {
+    "2026-01-01T00:00:00Z".parse().unwrap()
+}
+
+fn at(seconds: u64) -> Timestamp {
+    t0() + Duration::from_secs(seconds)
+}
+
+fn spec(extra: serde_json::Value) -> CvmInstanceSpec {
+    let mut spec = serde_json::json!({
+        "region": "ap-guangzhou",
+        "zone": "ap-guangzhou-3",
+        "instanceType": "S5.MEDIUM2",
+        "imageId": "img-eb30mz89",
+        "billing": {"mode": "PayAsYouGo"},
+    });
+    json_patch::merge(&mut spec, &extra);
+    serde_json::from_value(spec).unwrap()
+}
+
+/// A situation: the resource, its stored status, what this reconcile learned, and the time.
+#[derive(Clone)]
+struct Case {
+    object: CvmInstance,
+    stored: CvmInstanceStatus,
+    facts: Facts,
+    now: Timestamp,
+}
+
+impl Case {
+    /// A resource at generation 1 with the finalizer and credentials resolved.
+    fn new() -> Self {
+        let mut object = CvmInstance::new("machine", spec(serde_json::json!({})));
+        object.metadata.namespace = Some("team-a".into());
+        object.metadata.uid = Some(UID.into());
+        object.metadata.generation = Some(1);
+        object.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        Case {
+            object,
+            stored: CvmInstanceStatus::default(),
+            facts: Facts {
+                credentials: Some(Ok(())),
+                ..Facts::default()
+            },
+            now: at(0),
+        }
+    }
+
+    fn spec(mut self, extra: serde_json::Value) -> Self {
+        let mut value = serde_json::to_value(&self.object.spec).unwrap();
+        json_patch::merge(&mut value, &extra);
+        self.object.spec = serde_json::from_value(value).unwrap();
+        self
+    }
+
+    fn facts(mut self, change: impl FnOnce(&mut Facts)) -> Self {
+        change(&mut self.facts);
+        self
+    }
+
+    fn stored(mut self, change: impl FnOnce(&mut CvmInstanceStatus)) -> Self {
+        change(&mut self.stored);
+        self
+    }
+
+    fn generation(mut self, generation: i64) -> Self {
+        self.object.metadata.generation = Some(generation);
+        self
+    }
+
+    fn without_finalizer(mut self) -> Self {
+        self.object.metadata.finalizers = None;
+        self
+    }
+
+    /// Deleted at t0.
+    fn deleted(mut self) -> Self {
+        self.object.metadata.deletion_timestamp = Some(Time(t0()));
+        self
+    }
+
+    fn now(mut self, seconds: u64) -> Self {
+        self.now = at(seconds);
+        self
+    }
+
+    /// The token of `attempt` persisted (by an earlier reconcile), no ID.
+    fn token(self, attempt: i32) -> Self {
+        self.stored(|s| {
+            s.attempt = Some(attempt);
+            s.client_token = Some(client_token(UID, attempt));
+        })
+        .facts(|f| f.read_back = true)
+    }
+
+    /// Instance `id` recorded as last seen in `state` (`None`: never seen), for generation 1.
+    fn recorded(self, id: &str, state: Option<&str>, health: Health) -> Self {
+        self.token(0).stored(|s| {
+            s.instance_id = Some(id.into());
+            s.instance_state = state.map(Into::into);
+            s.observed_generation = Some(1);
+            s.conditions = Some(health.conditions(&[], Some(1), t0()));
+        })
+    }
+
+    fn step(&self) -> Step {
+        let view = View {
+            object: &self.object,
+            stored: &self.stored,
+            facts: &self.facts,
+        };
+        next_step(&view, self.now, &Settings::default())
+    }
+}
+
+fn instance(id: &str, state: &str) -> Instance {
+    Instance {
+        instance_id: id.into(),
+        instance_state: state.into(),
+        private_ip_addresses: vec!["10.0.0.5".into()],
+        tags: vec![Tag::new(TAG_UID, UID)],
+        ..Default::default()
+    }
+}
+
+fn of_attempt(mut instance: Instance, attempt: i32) -> Instance {
+    instance
+        .tags
+        .push(Tag::new(TAG_ATTEMPT, attempt.to_string()));
+    instance
+}
+
+fn cloud_error(code: &str) -> CloudError {
+    CloudError::Api {
+        action: "Test".into(),
+        code: code.into(),
+        message: "scripted".into(),
+        request_id: "req-1".into(),
+    }
+}
+
+fn not_found() -> SecretProblem {
+    SecretProblem::SecretNotFound {
+        namespace: "team-a".into(),
+        name: "creds".into(),
+    }
+}
+
+fn reconciling() -> Health {
+    Health::progressing("Provisioning", "on its way")
+}
+
+fn ready() -> Health {
+    Health::ready("InstanceRunning", "running")
+}
+
+/// A short, exact name of a step, for the table.
+fn label(step: &Step) -> String {
+    let ids = |instances: &[Instance]| {
+        instances
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match step {
+        Step::PersistToken { attempt } => format!("PersistToken {attempt}"),
+        Step::RunInstances { attempt } => format!("RunInstances {attempt}"),
+        Step::Adopt { instance } => format!("Adopt {}", instance.instance_id),
+        Step::RecordId { id, token } => format!("RecordId {id} {token}"),
+        Step::Describe { id } => format!("Describe {id}"),
+        Step::Report {
+            verdict: Verdict::Report { health, requeue },
+            ..
+        } => format!("Report {} {requeue:?}", health.reason()),
+        Step::Report {
+            verdict: Verdict::Replacing { health },
+            ..
+        } => format!("Replacing {}", health.reason()),
+        Step::WaitAppear { id } => format!("WaitAppear {id}"),
+        Step::TerminateFailedLaunch { instance } => {
+            format!("TerminateFailedLaunch {}", instance.instance_id)
+        }
+        Step::StartNewAttempt { reason, .. } => format!("StartNewAttempt {reason}"),
+        Step::FollowTerminating { id } => format!("FollowTerminating {id}"),
+        Step::Terminate { instances } => format!("Terminate {}", ids(instances)),
+        Step::WaitTerminating { ids, recorded } => {
+            format!("WaitTerminating {} recorded {recorded:?}", ids.join(","))
+        }
+        Step::ReleaseFinalizer {
+            why: Release::Orphaned { what },
+        } => format!("Release Orphaned {what}"),
+        Step::ReleaseFinalizer {
+            why: Release::RegionUnsupported { code, .. },
+        } => format!("Release RegionUnsupported {code}"),
+        Step::ReleaseFinalizer {
+            why: Release::Terminated { what },
+        } => format!("Release Terminated {what}"),
+        Step::Stall { reason, then, .. } => format!("Stall {reason} {then:?}"),
+        Step::CloudFailure { action, error } => format!("CloudFailure {action} {}", error.code()),
+        Step::Idle { then } => format!("Idle {then:?}"),
+        Step::AddFinalizer
+        | Step::ResolveCredentials
+        | Step::ReadBack
+        | Step::ResolvePassword
+        | Step::LookupByTag
+        | Step::NoIdYet
+        | Step::StillTerminating
+        | Step::ConfirmNoInstance => format!("{step:?}"),
+    }
+}
+
+fn token0() -> String {
+    client_token(UID, 0)
+}
+
+fn create_rows() -> Vec<(&'static str, Case, String)> {
+    let fresh = || Case::new().facts(|f| f.read_back = true);
+    vec![
+        ("no finalizer: added before anything", Case::new().without_finalizer(), "AddFinalizer".into()),
+        ("credentials not read yet", Case::new().facts(|f| f.credentials = None), "ResolveCredentials".into()),
+        (
+            "credentials Secret missing: stalled, retried slowly",
+            Case::new().facts(|f| f.credentials = Some(Err(not_found()))),
+            "Stall CredentialsSecretNotFound SlowRetry".into(),
+        ),
+        ("no ID in the cache: read back first", Case::new(), "ReadBack".into()),
+        (
+            "read back found another object under the name",
+            fresh().facts(|f| f.replaced = true),
+            "Idle AwaitChange".into(),
+        ),
+        (
+            "userData over 16 KiB: stalled until the spec changes",
+            fresh().spec(serde_json::json!({"userData": "x".repeat(13_000)})),
+            "Stall UserDataTooLarge AwaitChange".into(),
+        ),
+        (
+            "password Secret not read yet",
+            fresh().spec(serde_json::json!({"login": {"passwordSecretRef": {"name": "pw", "key": "password"}}})),
+            "ResolvePassword".into(),
+        ),
+        (
+            "password Secret missing",
+            fresh()
+                .spec(serde_json::json!({"login": {"passwordSecretRef": {"name": "pw", "key": "password"}}}))
+                .facts(|f| f.password = Some(Err(not_found()))),
+            "Stall PasswordSecretNotFound SlowRetry".into(),
+        ),
+        ("no token: persisted before any call", fresh(), "PersistToken 0".into()),
+        (
+            "a new attempt's token not persisted yet",
+            fresh().stored(|s| {
+                s.attempt = Some(2);
+                s.client_token = Some(client_token(UID, 1));
+            }),
+            "PersistToken 2".into(),
+        ),
+        (
+            "token persisted just now: no lookup can find anything",
+            Case::new().token(0).facts(|f| f.token_persisted_now = true),
+            "RunInstances 0".into(),
+        ),
+        ("token from an earlier run: look up by tag", Case::new().token(0), "LookupByTag".into()),
+        (
+            "tag lookup failed",
+            Case::new().token(0).facts(|f| f.tagged = Some(Err(cloud_error("InternalError")))),
+            "CloudFailure DescribeInstances InternalError".into(),
+        ),
+        (
+            "this attempt's instance exists: adopted",
+            Case::new()
+                .token(0)
+                .facts(|f| f.tagged = Some(Ok(vec![of_attempt(instance("ins-1", "PENDING"), 0)]))),
+            "Adopt ins-1".into(),
+        ),
+        (
+            "adopted: reported",
+            Case::new().token(0).facts(|f| {
+                f.tagged = Some(Ok(vec![of_attempt(instance("ins-1", "RUNNING"), 0)]));
+                f.adopted = true;
+            }),
+            "Report InstanceRunning Steady".into(),
+        ),
+        (
+            "only an earlier attempt's instance carries the UID: launch anyway",
+            Case::new()
+                .token(1)
+                .facts(|f| f.tagged = Some(Ok(vec![of_attempt(instance("ins-0", "TERMINATING"), 0)]))),
+            "RunInstances 1".into(),
+        ),
+        (
+            "nothing found: launch",
+            Case::new().token(0).facts(|f| f.tagged = Some(Ok(vec![]))),
+            "RunInstances 0".into(),
+        ),
+        (
+            "RunInstances failed",
+            Case::new().token(0).facts(|f| {
+                f.tagged = Some(Ok(vec![]));
+                f.launched = Some(Err(cloud_error("LimitExceeded.InstanceQuota")));
+            }),
+            "CloudFailure RunInstances LimitExceeded.InstanceQuota".into(),
+        ),
+        (
+            "RunInstances returned an ID: persisted at once",
+            Case::new().token(0).facts(|f| {
+                f.tagged = Some(Ok(vec![]));
+                f.launched = Some(Ok(vec!["ins-1".into()]));
+            }),
+            format!("RecordId ins-1 {}", token0()),
+        ),
+        (
+            "RunInstances returned no ID",
+            Case::new().token(0).facts(|f| {
+                f.tagged = Some(Ok(vec![]));
+                f.launched = Some(Ok(vec![]));
+            }),
+            "NoIdYet".into(),
+        ),
+    ]
+}
+
+/// ins-1 recorded, last seen PENDING.
+fn pending() -> Case {
+    Case::new().recorded("ins-1", Some("PENDING"), reconciling())
+}
+
+/// ins-1 recorded, last seen RUNNING, Ready.
+fn ready_on_ins_1() -> Case {
+    Case::new().recorded("ins-1", Some("RUNNING"), ready())
+}
+
+fn observe_rows() -> Vec<(&'static str, Case, String)> {
+    let described = |state: &str| {
+        let instance = instance("ins-1", state);
+        move |f: &mut Facts| f.described = Some(Ok(Some(instance)))
+    };
+    let gone = |f: &mut Facts| f.described = Some(Ok(None));
+    let failed_before = || {
+        Case::new().recorded(
+            "ins-1",
+            Some("LAUNCH_FAILED"),
+            Health::stalled("LaunchFailed", "failed"),
+        )
+    };
+    vec![
+        (
+            "an ID in the cache needs no read-back",
+            pending().facts(|f| f.read_back = false),
+            "Describe ins-1".into(),
+        ),
+        (
+            "Ready, current, the sweeper saw it: no call",
+            ready_on_ins_1().facts(|f| f.sweeper_vouches = true),
+            "Idle Steady".into(),
+        ),
+        (
+            "Ready but the spec changed: look",
+            ready_on_ins_1()
+                .generation(2)
+                .facts(|f| f.sweeper_vouches = true),
+            "Describe ins-1".into(),
+        ),
+        (
+            "the sweeper saw it but it is not Ready: look",
+            pending().facts(|f| f.sweeper_vouches = true),
+            "Describe ins-1".into(),
+        ),
+        (
+            "DescribeInstances failed",
+            pending().facts(|f| f.described = Some(Err(cloud_error("RequestLimitExceeded")))),
+            "CloudFailure DescribeInstances RequestLimitExceeded".into(),
+        ),
+        (
+            "RUNNING: Ready, followed by the sweeper",
+            pending().facts(described("RUNNING")),
+            "Report InstanceRunning Steady".into(),
+        ),
+        (
+            "RUNNING without the public IP asked for",
+            Case::new()
+                .spec(serde_json::json!({"network": {"publicIp": {"maxBandwidthOutMbps": 10}}}))
+                .recorded("ins-1", Some("PENDING"), reconciling())
+                .facts(described("RUNNING")),
+            "Report WaitingForPublicIp Soon".into(),
+        ),
+        (
+            "PENDING: polled",
+            Case::new()
+                .recorded("ins-1", None, reconciling())
+                .facts(described("PENDING")),
+            "Report Provisioning Soon".into(),
+        ),
+        (
+            "spot reclaim: TERMINATING outside the operator",
+            ready_on_ins_1().facts(described("TERMINATING")),
+            "Replacing InstanceTerminating".into(),
+        ),
+        (
+            "launch failed: stalled with the cloud's message",
+            pending().facts(described("LAUNCH_FAILED")),
+            "Report LaunchFailed Slow".into(),
+        ),
+        (
+            "a spec change before the failure was reported does not retry",
+            pending().generation(2).facts(described("LAUNCH_FAILED")),
+            "Report LaunchFailed Slow".into(),
+        ),
+        (
+            "launch failed, spec unchanged since: still stalled",
+            failed_before().facts(described("LAUNCH_FAILED")),
+            "Report LaunchFailed Slow".into(),
+        ),
+        (
+            "launch failed, spec changed since: the failed one goes first",
+            failed_before()
+                .generation(2)
+                .facts(described("LAUNCH_FAILED")),
+            "TerminateFailedLaunch ins-1".into(),
+        ),
+        (
+            "launch failed, spec changed, told to terminate: new attempt",
+            failed_before()
+                .generation(2)
+                .facts(described("LAUNCH_FAILED"))
+                .facts(|f| {
+                    f.failed_launch_terminated = true;
+                }),
+            "StartNewAttempt RetryingLaunch".into(),
+        ),
+        (
+            "never seen, missing within appear_grace: wait",
+            Case::new()
+                .recorded("ins-1", None, reconciling())
+                .facts(gone)
+                .now(299),
+            "WaitAppear ins-1".into(),
+        ),
+        (
+            "never seen, missing for appear_grace: vanished, new attempt",
+            Case::new()
+                .recorded("ins-1", None, reconciling())
+                .facts(gone)
+                .now(300),
+            "StartNewAttempt InstanceVanished".into(),
+        ),
+        (
+            "seen before, now missing (reclaimed and gone): new attempt at once",
+            ready_on_ins_1().facts(gone),
+            "StartNewAttempt InstanceVanished".into(),
+        ),
+        (
+            "never seen and not Reconciling (Stalled): no grace to wait out",
+            Case::new()
+                .recorded("ins-1", None, Health::stalled("QuotaExceeded", "quota"))
+                .facts(gone),
+            "WaitAppear ins-1".into(),
+        ),
+    ]
+}
+
+fn delete_rows() -> Vec<(&'static str, Case, String)> {
+    let recorded = |state: &str| {
+        Case::new()
+            .recorded("ins-1", Some(state), reconciling())
+            .deleted()
+    };
+    let tagged = |instances: Vec<Instance>| move |f: &mut Facts| f.tagged = Some(Ok(instances));
+    let running = || of_attempt(instance("ins-1", "RUNNING"), 0);
+    vec![
+        (
+            "finalizer already gone: nothing to do",
+            recorded("RUNNING").without_finalizer(),
+            "Idle AwaitChange".into(),
+        ),
+        (
+            "Orphan: let go, even without credentials",
+            recorded("RUNNING")
+                .spec(serde_json::json!({"deletionPolicy": "Orphan"}))
+                .facts(|f| f.credentials = None),
+            "Release Orphaned ins-1".into(),
+        ),
+        (
+            "Orphan with no instance",
+            Case::new()
+                .deleted()
+                .spec(serde_json::json!({"deletionPolicy": "Orphan"})),
+            "Release Orphaned no instance".into(),
+        ),
+        (
+            "credentials not read yet",
+            recorded("RUNNING").facts(|f| f.credentials = None),
+            "ResolveCredentials".into(),
+        ),
+        (
+            "credentials missing: the finalizer stays",
+            recorded("RUNNING").facts(|f| f.credentials = Some(Err(not_found()))),
+            "Stall CredentialsSecretNotFound SlowRetry".into(),
+        ),
+        (
+            "a running instance: look for everything by tag",
+            recorded("RUNNING"),
+            "LookupByTag".into(),
+        ),
+        (
+            "already terminating: follow it by ID",
+            recorded("TERMINATING"),
+            "FollowTerminating ins-1".into(),
+        ),
+        (
+            "still terminating: look again, write nothing",
+            recorded("TERMINATING").facts(|f| {
+                f.followed = Some(Ok(Some(instance("ins-1", "TERMINATING"))));
+            }),
+            "StillTerminating".into(),
+        ),
+        (
+            "following it failed",
+            recorded("TERMINATING").facts(|f| f.followed = Some(Err(cloud_error("InternalError")))),
+            "CloudFailure DescribeInstances InternalError".into(),
+        ),
+        (
+            "it is gone: the tag lookup confirms nothing else is left",
+            recorded("TERMINATING").facts(|f| f.followed = Some(Ok(None))),
+            "LookupByTag".into(),
+        ),
+        (
+            "unsupported region and no ID: nothing can exist",
+            Case::new()
+                .token(0)
+                .deleted()
+                .facts(|f| f.tagged = Some(Err(cloud_error("UnsupportedRegion")))),
+            "Release RegionUnsupported UnsupportedRegion".into(),
+        ),
+        (
+            "unsupported region but an ID recorded: an error like any other",
+            recorded("RUNNING").facts(|f| f.tagged = Some(Err(cloud_error("UnsupportedRegion")))),
+            "CloudFailure DescribeInstances UnsupportedRegion".into(),
+        ),
+        (
+            "tag lookup failed",
+            recorded("RUNNING")
+                .facts(|f| f.tagged = Some(Err(cloud_error("AuthFailure.SignatureFailure")))),
+            "CloudFailure DescribeInstances AuthFailure.SignatureFailure".into(),
+        ),
+        (
+            "the recorded ID is not tagged yet: described by ID",
+            recorded("RUNNING").facts(tagged(vec![])),
+            "Describe ins-1".into(),
+        ),
+        (
+            "describing the recorded ID failed",
+            recorded("RUNNING").facts(tagged(vec![])).facts(|f| {
+                f.described = Some(Err(cloud_error("InternalError")));
+            }),
+            "CloudFailure DescribeInstances InternalError".into(),
+        ),
+        (
+            "nothing left: let go",
+            recorded("TERMINATING")
+                .facts(|f| f.followed = Some(Ok(None)))
+                .facts(tagged(vec![]))
+                .facts(|f| f.described = Some(Ok(None))),
+            "Release Terminated ins-1".into(),
+        ),
+        (
+            "never created: let go at once",
+            Case::new().deleted().facts(tagged(vec![])),
+            "Release Terminated no instance".into(),
+        ),
+        (
+            "token but no ID, within tag_grace: tags may lag",
+            Case::new().token(0).deleted().facts(tagged(vec![])).now(59),
+            "ConfirmNoInstance".into(),
+        ),
+        (
+            "token but no ID, after tag_grace: let go",
+            Case::new().token(0).deleted().facts(tagged(vec![])).now(60),
+            "Release Terminated no instance".into(),
+        ),
+        (
+            "token but no ID, found by tag: terminated",
+            Case::new()
+                .token(0)
+                .deleted()
+                .facts(tagged(vec![running()])),
+            "Terminate ins-1".into(),
+        ),
+        (
+            "the recorded instance runs: terminate",
+            recorded("RUNNING").facts(tagged(vec![running()])),
+            "Terminate ins-1".into(),
+        ),
+        (
+            "an earlier attempt's instance too, each once",
+            recorded("RUNNING")
+                .facts(tagged(vec![
+                    of_attempt(instance("ins-0", "RUNNING"), 0),
+                    of_attempt(instance("ins-0", "RUNNING"), 0),
+                ]))
+                .facts(|f| f.described = Some(Ok(Some(running())))),
+            "Terminate ins-0,ins-1".into(),
+        ),
+        (
+            "terminated: record and wait",
+            recorded("RUNNING")
+                .facts(tagged(vec![running()]))
+                .facts(|f| f.terminated = Some(Ok(()))),
+            "WaitTerminating ins-1 recorded Some(\"ins-1\")".into(),
+        ),
+        (
+            "already terminated counts as done",
+            recorded("RUNNING")
+                .facts(tagged(vec![running()]))
+                .facts(|f| {
+                    f.terminated = Some(Err(cloud_error("InvalidInstanceId.NotFound")));
+                }),
+            "WaitTerminating ins-1 recorded Some(\"ins-1\")".into(),
+        ),
+        (
+            "TerminateInstances failed",
+            recorded("RUNNING")
+                .facts(tagged(vec![running()]))
+                .facts(|f| {
+                    f.terminated = Some(Err(cloud_error(
+                        "UnsupportedOperation.InstanceMixedPricingModel",
+                    )));
+                }),
+            "CloudFailure TerminateInstances UnsupportedOperation.InstanceMixedPricingModel".into(),
+        ),
+        (
+            "everything already terminating: only wait",
+            Case::new().token(0).deleted().facts(tagged(vec![of_attempt(
+                instance("ins-9", "TERMINATING"),
+                0,
+            )])),
+            "WaitTerminating ins-9 recorded None".into(),
+        ),
+    ]
+}
+
+#[test]
+fn every_row_of_the_protocol_leads_to_its_step() {
+    let rows: Vec<_> = [create_rows(), observe_rows(), delete_rows()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut wrong = Vec::new();
+    for (name, case, expected) in &rows {
+        let got = label(&case.step());
+        if &got != expected {
+            wrong.push(format!("{name}: expected {expected}, got {got}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} rows:\n{}",
+        wrong.len(),
+        rows.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn steps_that_learn_or_prepare_continue_and_outcomes_end() {
+    let continuing = [
+        Step::AddFinalizer,
+        Step::ResolveCredentials,
+        Step::ReadBack,
+        Step::ResolvePassword,
+        Step::PersistToken { attempt: 0 },
+        Step::LookupByTag,
+        Step::RunInstances { attempt: 0 },
+        Step::Describe { id: "ins-1".into() },
+        Step::FollowTerminating { id: "ins-1".into() },
+        Step::Terminate { instances: vec![] },
+    ];
+    assert!(continuing.iter().all(|s| !s.ends()));
+    let ending = [
+        Step::NoIdYet,
+        Step::StillTerminating,
+        Step::ConfirmNoInstance,
+        Step::Idle { then: Wait::Steady },
+    ];
+    assert!(ending.iter().all(Step::ends));
+}
+
+/// Every RunInstances is preceded by a persisted token: no row reaches it otherwise.
+#[test]
+fn run_instances_only_with_the_token_of_its_attempt_stored() {
+    for (name, case, _) in create_rows() {
+        if let Step::RunInstances { attempt } = case.step() {
+            assert_eq!(
+                case.stored.client_token,
+                Some(client_token(UID, attempt)),
+                "{name}"
+            );
+        }
+    }
+}
