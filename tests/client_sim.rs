@@ -59,6 +59,7 @@ fn fast_timing() -> Timing {
         pending_seconds: 0.3,
         public_ip_delay_seconds: 0.2,
         terminating_seconds: 0.3,
+        operation_seconds: 0.0,
     }
 }
 

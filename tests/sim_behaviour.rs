@@ -31,6 +31,7 @@ async fn lifecycle_follows_the_configured_timing() {
         pending_seconds: 0.6,
         public_ip_delay_seconds: 0.6,
         terminating_seconds: 0.6,
+        operation_seconds: 0.0,
     };
     let sim = start(config).await;
     let client = Client::new(&sim);
@@ -106,6 +107,7 @@ async fn pending_instances_cannot_be_terminated_and_no_bandwidth_means_no_public
             pending_seconds: 0.0,
             public_ip_delay_seconds: 0.0,
             terminating_seconds: 0.0,
+            operation_seconds: 0.0,
         })
         .await
         .unwrap();
@@ -432,6 +434,7 @@ async fn launch_failures_and_spot_reclaim() {
             pending_seconds: 0.0,
             public_ip_delay_seconds: 0.0,
             terminating_seconds: 0.5,
+            operation_seconds: 0.0,
         })
         .await
         .unwrap();
