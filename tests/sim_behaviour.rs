@@ -577,7 +577,10 @@ async fn operations_last_operation_seconds_one_at_a_time_and_can_be_held_or_fail
     assert_eq!(failed["LatestOperationState"], "FAILED");
     assert_eq!(failed["LatestOperationErrorMsg"], "host fault");
     assert_eq!(failed["InstanceState"], "RUNNING");
-    assert!(sim.admin.complete_operation(&id).await.is_err(), "nothing in progress");
+    assert!(
+        sim.admin.complete_operation(&id).await.is_err(),
+        "nothing in progress"
+    );
 
     // Someone else's operation (held without one of ours) blocks ours too.
     sim.admin.hold_operation(&id).await.unwrap();
@@ -618,7 +621,10 @@ async fn console_edits_and_pre_existing_instances() {
     assert_eq!(shown["InstanceState"], "RUNNING", "{shown}");
     assert_eq!(shown["InstanceName"], "legacy");
     assert!(shown["PublicIpAddresses"][0].is_string(), "{shown}");
-    let foreign_launch = shown["LatestOperationRequestId"].as_str().unwrap().to_string();
+    let foreign_launch = shown["LatestOperationRequestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let request_id = sim
         .admin
@@ -633,7 +639,10 @@ async fn console_edits_and_pre_existing_instances() {
     assert_ne!(request_id, foreign_launch);
     let edited = describe_ids(&client, &[id.clone()]).await["InstanceSet"][0].clone();
     assert_eq!(edited["InstanceName"], "edited");
-    assert_eq!(edited["SecurityGroupIds"], json!(["sg-22222222", "sg-11111111"]));
+    assert_eq!(
+        edited["SecurityGroupIds"],
+        json!(["sg-22222222", "sg-11111111"])
+    );
     assert_eq!(edited["InstanceState"], "STOPPED");
     assert_eq!(edited["LatestOperationRequestId"], request_id.as_str());
     assert_eq!(edited["LatestOperationState"], "SUCCESS");

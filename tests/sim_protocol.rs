@@ -829,7 +829,10 @@ async fn day2_actions_validate_and_refuse_like_the_real_api() {
         .await;
     let shown = settled(&client, &id).await;
     assert_eq!(shown["InstanceName"], "renamed");
-    assert_eq!(shown["SecurityGroupIds"], json!(["sg-22222222", "sg-11111111"]));
+    assert_eq!(
+        shown["SecurityGroupIds"],
+        json!(["sg-22222222", "sg-11111111"])
+    );
     assert_eq!(shown["LatestOperation"], "ModifyInstancesAttribute");
     assert_eq!(shown["LatestOperationState"], "SUCCESS");
     assert_eq!(shown["LatestOperationRequestId"], renamed["RequestId"]);
@@ -876,12 +879,16 @@ async fn day2_actions_validate_and_refuse_like_the_real_api() {
         )
         .await;
     expect_error(&both, "InvalidParameterCombination");
-    let stop = client.call("StopInstances", json!({"InstanceIds": ids})).await;
+    let stop = client
+        .call("StopInstances", json!({"InstanceIds": ids}))
+        .await;
     assert!(error_code(&stop).is_none(), "{stop}");
     let stopped = settled(&client, &id).await;
     assert_eq!(stopped["InstanceState"], "STOPPED");
     assert_eq!(stopped["StopChargingMode"], "KEEP_CHARGING");
-    let again = client.call("StopInstances", json!({"InstanceIds": ids})).await;
+    let again = client
+        .call("StopInstances", json!({"InstanceIds": ids}))
+        .await;
     expect_error(&again, "UnsupportedOperation.InstanceStateStopped");
 
     // A type change on a stopped instance starts it: it always ends RUNNING.
@@ -895,7 +902,9 @@ async fn day2_actions_validate_and_refuse_like_the_real_api() {
     let shown = settled(&client, &id).await;
     assert_eq!(shown["InstanceState"], "RUNNING");
     assert_eq!(shown["StopChargingMode"], "NOT_APPLICABLE");
-    let start = client.call("StartInstances", json!({"InstanceIds": ids})).await;
+    let start = client
+        .call("StartInstances", json!({"InstanceIds": ids}))
+        .await;
     expect_error(&start, "UnsupportedOperation.InstanceStateRunning");
 
     let shrink = client
@@ -1001,7 +1010,9 @@ async fn stop_charging_releases_the_public_ip_and_only_start_works_meanwhile() {
         expect_error(&refused, "UnsupportedOperation.StoppedModeStopCharging");
     }
 
-    let start = client.call("StartInstances", json!({"InstanceIds": ids})).await;
+    let start = client
+        .call("StartInstances", json!({"InstanceIds": ids}))
+        .await;
     assert!(error_code(&start).is_none(), "{start}");
     let running = settled(&client, &id).await;
     assert_eq!(running["InstanceState"], "RUNNING");
