@@ -531,7 +531,7 @@ async fn operations_last_operation_seconds_one_at_a_time_and_can_be_held_or_fail
 
     let started = Instant::now();
     let first = rename(&client, &id, "new").await;
-    let operating = describe_ids(&client, &[id.clone()]).await["InstanceSet"][0].clone();
+    let operating = describe_one(&client, &id).await;
     assert_eq!(operating["LatestOperationState"], "OPERATING");
     assert_eq!(operating["LatestOperationRequestId"], first["RequestId"]);
     assert_eq!(operating["InstanceName"], "old", "applied when it ends");
@@ -553,12 +553,12 @@ async fn operations_last_operation_seconds_one_at_a_time_and_can_be_held_or_fail
     sim.admin.hold_operation(&id).await.unwrap();
     let deadline = Instant::now() + Duration::from_millis(900);
     while Instant::now() < deadline {
-        let shown = describe_ids(&client, &[id.clone()]).await["InstanceSet"][0].clone();
+        let shown = describe_one(&client, &id).await;
         assert_eq!(shown["LatestOperationState"], "OPERATING");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     sim.admin.complete_operation(&id).await.unwrap();
-    let shown = describe_ids(&client, &[id.clone()]).await["InstanceSet"][0].clone();
+    let shown = describe_one(&client, &id).await;
     assert_eq!(shown["LatestOperationState"], "SUCCESS");
     assert_eq!(shown["LatestOperationRequestId"], held["RequestId"]);
     assert_eq!(shown["InstanceName"], "held");
@@ -569,11 +569,11 @@ async fn operations_last_operation_seconds_one_at_a_time_and_can_be_held_or_fail
         .await;
     assert!(error_code(&reboot).is_none(), "{reboot}");
     assert_eq!(
-        describe_ids(&client, &[id.clone()]).await["InstanceSet"][0]["InstanceState"],
+        describe_one(&client, &id).await["InstanceState"],
         "REBOOTING"
     );
     sim.admin.fail_operation(&id, "host fault").await.unwrap();
-    let failed = describe_ids(&client, &[id.clone()]).await["InstanceSet"][0].clone();
+    let failed = describe_one(&client, &id).await;
     assert_eq!(failed["LatestOperationState"], "FAILED");
     assert_eq!(failed["LatestOperationErrorMsg"], "host fault");
     assert_eq!(failed["InstanceState"], "RUNNING");
@@ -617,7 +617,7 @@ async fn console_edits_and_pre_existing_instances() {
         )
         .await
         .unwrap();
-    let shown = describe_ids(&client, &[id.clone()]).await["InstanceSet"][0].clone();
+    let shown = describe_one(&client, &id).await;
     assert_eq!(shown["InstanceState"], "RUNNING", "{shown}");
     assert_eq!(shown["InstanceName"], "legacy");
     assert!(shown["PublicIpAddresses"][0].is_string(), "{shown}");
@@ -637,7 +637,7 @@ async fn console_edits_and_pre_existing_instances() {
         .unwrap()
         .expect("a console edit leaves a request id");
     assert_ne!(request_id, foreign_launch);
-    let edited = describe_ids(&client, &[id.clone()]).await["InstanceSet"][0].clone();
+    let edited = describe_one(&client, &id).await;
     assert_eq!(edited["InstanceName"], "edited");
     assert_eq!(
         edited["SecurityGroupIds"],
@@ -666,7 +666,7 @@ async fn console_edits_and_pre_existing_instances() {
         .create_instance(DEFAULT_SECRET_ID, &json!({}), true)
         .await
         .unwrap();
-    let shown = describe_ids(&client, &[stopped]).await["InstanceSet"][0].clone();
+    let shown = describe_one(&client, &stopped).await;
     assert_eq!(shown["InstanceState"], "STOPPED");
     assert_eq!(shown["StopChargingMode"], "KEEP_CHARGING");
     let counters = sim.admin.counters().await.unwrap();

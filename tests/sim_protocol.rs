@@ -1067,7 +1067,7 @@ async fn tag_service_writes_show_in_describe_instances_and_its_filters() {
     .await;
     assert!(error_code(&untagged).is_none(), "{untagged}");
 
-    let shown = describe_ids(&client, &[id.clone()]).await["InstanceSet"][0].clone();
+    let shown = describe_one(&client, &id).await;
     let mut tags: Vec<(String, String)> = shown["Tags"]
         .as_array()
         .unwrap()

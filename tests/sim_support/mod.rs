@@ -259,6 +259,11 @@ pub async fn describe_ids(client: &Client, ids: &[String]) -> Value {
         .await
 }
 
+/// The one instance `id` as DescribeInstances shows it (`null` when it does not exist).
+pub async fn describe_one(client: &Client, id: &str) -> Value {
+    describe_ids(client, &[id.to_string()]).await["InstanceSet"][0].clone()
+}
+
 /// Polls DescribeInstances until `check` accepts the instance (or it is gone, when
 /// `check` receives `None`), failing after `deadline`.
 pub async fn wait_for(
