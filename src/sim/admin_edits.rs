@@ -83,13 +83,14 @@ pub(super) async fn create(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Respons
     let mut state = sim.lock();
     state.advance(now);
     let ctx = Ctx {
+        action: Action::RunInstances,
         owner: &owner,
         region: &region,
         language: Language::from_header(None),
         request_id: &request_id,
         now,
     };
-    let answer = match actions::handle(Action::RunInstances, &ctx, &mut state, params) {
+    let answer = match actions::handle(ctx.action, &ctx, &mut state, params) {
         Ok(answer) => answer,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };

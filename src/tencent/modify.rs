@@ -294,12 +294,8 @@ impl CvmClient {
         key_ids: &[String],
         force_stop: bool,
     ) -> Result<String, CloudError> {
-        let request = KeyPairsRequest {
-            instance_ids: ids,
-            key_ids,
-            force_stop,
-        };
-        self.modify("AssociateInstancesKeyPairs", &request).await
+        self.key_pairs("AssociateInstancesKeyPairs", ids, key_ids, force_stop)
+            .await
     }
 
     pub async fn disassociate_instances_key_pairs(
@@ -308,12 +304,23 @@ impl CvmClient {
         key_ids: &[String],
         force_stop: bool,
     ) -> Result<String, CloudError> {
+        self.key_pairs("DisassociateInstancesKeyPairs", ids, key_ids, force_stop)
+            .await
+    }
+
+    async fn key_pairs(
+        &self,
+        action: &'static str,
+        instance_ids: &[String],
+        key_ids: &[String],
+        force_stop: bool,
+    ) -> Result<String, CloudError> {
         let request = KeyPairsRequest {
-            instance_ids: ids,
+            instance_ids,
             key_ids,
             force_stop,
         };
-        self.modify("DisassociateInstancesKeyPairs", &request).await
+        self.modify(action, &request).await
     }
 
     pub async fn reset_instances_internet_max_bandwidth(

@@ -77,7 +77,6 @@ pub fn modify_attribute(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> A
     operate(
         ctx,
         state,
-        "ModifyInstancesAttribute",
         &instance_ids,
         StopCharging::Refuse,
         |instance| {
@@ -182,7 +181,6 @@ pub fn modify_project(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> Api
     operate(
         ctx,
         state,
-        "ModifyInstancesProject",
         &request.instance_ids,
         StopCharging::Refuse,
         |instance| Ok((Transition::stays(instance.state), Change::Project(project))),
@@ -225,7 +223,6 @@ pub fn reset_bandwidth(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> Ap
     operate(
         ctx,
         state,
-        "ResetInstancesInternetMaxBandwidth",
         &request.instance_ids,
         StopCharging::Refuse,
         |instance| {

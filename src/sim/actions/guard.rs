@@ -80,11 +80,10 @@ pub fn stopped_or_forced(instance: &Instance, force_stop: bool) -> ApiResult<Tra
     }
 }
 
-/// Checks every instance named, then starts `action` on each with what `decide` says.
+/// Checks every instance named, then starts the action on each with what `decide` says.
 pub fn operate(
     ctx: &Ctx<'_>,
     state: &mut SimState,
-    action: &str,
     ids: &[String],
     stop_charging: StopCharging,
     decide: impl Fn(&Instance) -> ApiResult<(Transition, Change)>,
@@ -111,7 +110,14 @@ pub fn operate(
         plans.push((id.to_string(), decide(instance)?));
     }
     for (id, (transition, change)) in plans {
-        state.begin_operation(&id, action, ctx.request_id, ctx.now, transition, change);
+        state.begin_operation(
+            &id,
+            ctx.action.name(),
+            ctx.request_id,
+            ctx.now,
+            transition,
+            change,
+        );
     }
     Ok(())
 }

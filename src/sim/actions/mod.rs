@@ -86,8 +86,8 @@ actions! {
     CVM ResetInstancesInternetMaxBandwidth => attribute::reset_bandwidth,
     CVM ResetInstancesType => reconfigure::reset_type,
     CVM ResetInstancesPassword => reconfigure::reset_password,
-    CVM AssociateInstancesKeyPairs => reconfigure::associate_key_pairs,
-    CVM DisassociateInstancesKeyPairs => reconfigure::disassociate_key_pairs,
+    CVM AssociateInstancesKeyPairs => reconfigure::key_pairs,
+    CVM DisassociateInstancesKeyPairs => reconfigure::key_pairs,
     CVM ResizeInstanceDisks => reconfigure::resize_disks,
     CVM ResetInstance => reimage::handle,
     TAG DescribeResourceTagsByResourceIds => tags::describe_resource_tags_by_resource_ids,
@@ -98,6 +98,8 @@ actions! {
 
 /// Who is calling, where, and when.
 pub struct Ctx<'a> {
+    /// The action being served: day-2 operations record it as `LatestOperation`.
+    pub action: Action,
     pub owner: &'a str,
     pub region: &'a str,
     /// From `X-TC-Language`: the language of region and zone names.

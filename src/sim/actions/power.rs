@@ -46,7 +46,6 @@ pub fn start(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Ve
     operate(
         ctx,
         state,
-        "StartInstances",
         &request.instance_ids,
         StopCharging::Allow,
         |instance| match instance.state {
@@ -86,7 +85,6 @@ pub fn stop(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec
     operate(
         ctx,
         state,
-        "StopInstances",
         &request.instance_ids,
         StopCharging::Refuse,
         |instance| {
@@ -143,7 +141,6 @@ pub fn reboot(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<V
     operate(
         ctx,
         state,
-        "RebootInstances",
         &request.instance_ids,
         StopCharging::Refuse,
         |instance| match instance.state {

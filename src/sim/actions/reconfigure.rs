@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::guard::{StopCharging, one_id, operate, stopped_or_forced};
 use super::params::{is_resource_id, parse, reject_unknown, required};
 use super::run::is_valid_linux_password;
-use super::{Ctx, to_json};
+use super::{Action, Ctx, to_json};
 use crate::sim::error::{ApiError, ApiResult};
 use crate::sim::pricing::InstanceTypeSpec;
 use crate::sim::state::SimState;
@@ -54,7 +54,6 @@ pub fn reset_type(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResu
     operate(
         ctx,
         state,
-        "ResetInstancesType",
         &request.instance_ids,
         StopCharging::Refuse,
         |instance| {
@@ -129,7 +128,6 @@ pub fn reset_password(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> Api
     operate(
         ctx,
         state,
-        "ResetInstancesPassword",
         &request.instance_ids,
         StopCharging::Refuse,
         |instance| Ok((stopped_or_forced(instance, force_stop)?, Change::Nothing)),
@@ -147,41 +145,12 @@ struct KeyPairs {
     force_stop: Option<bool>,
 }
 
-pub fn associate_key_pairs(
-    ctx: &Ctx<'_>,
-    state: &mut SimState,
-    params: Value,
-) -> ApiResult<Vec<u8>> {
-    key_pairs(
-        ctx,
-        state,
-        params,
-        "AssociateInstancesKeyPairs",
-        Change::AssociateKeys,
-    )
-}
-
-pub fn disassociate_key_pairs(
-    ctx: &Ctx<'_>,
-    state: &mut SimState,
-    params: Value,
-) -> ApiResult<Vec<u8>> {
-    key_pairs(
-        ctx,
-        state,
-        params,
-        "DisassociateInstancesKeyPairs",
-        Change::DisassociateKeys,
-    )
-}
-
-fn key_pairs(
-    ctx: &Ctx<'_>,
-    state: &mut SimState,
-    params: Value,
-    action: &str,
-    change: fn(Vec<String>) -> Change,
-) -> ApiResult<Vec<u8>> {
+/// Associate- and DisassociateInstancesKeyPairs: the same request, keys added or removed.
+pub fn key_pairs(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
+    let change = match ctx.action {
+        Action::AssociateInstancesKeyPairs => Change::AssociateKeys,
+        _ => Change::DisassociateKeys,
+    };
     reject_unknown(&params, &["InstanceIds", "KeyIds", "ForceStop"])?;
     let request: KeyPairs = parse(params)?;
     if request.key_ids.is_empty() {
@@ -207,7 +176,6 @@ fn key_pairs(
     operate(
         ctx,
         state,
-        action,
         &request.instance_ids,
         StopCharging::Refuse,
         |instance| {
@@ -265,41 +233,34 @@ pub fn resize_disks(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiRe
     };
     let force_stop = request.force_stop.unwrap_or(false);
     let online = request.resize_online.unwrap_or(false);
-    operate(
-        ctx,
-        state,
-        "ResizeInstanceDisks",
-        &ids,
-        StopCharging::Refuse,
-        |instance| {
-            let transition = if online && instance.state == InstanceState::Running {
-                Transition::stays(InstanceState::Running)
-            } else {
-                stopped_or_forced(instance, force_stop)?
-            };
-            if let Some(size) = system {
-                grow_only("SystemDisk.DiskSize", instance.system_disk.disk_size, size)?;
-            }
-            let mut data = Vec::new();
-            for disk in &request.data_disks {
-                let id = required(disk.disk_id.clone(), "DataDisks.DiskId")?;
-                let size = required(disk.disk_size, "DataDisks.DiskSize")?;
-                let current = instance
-                    .data_disks
-                    .iter()
-                    .find(|d| d.disk_id == id)
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            "InvalidParameterValue",
-                            format!("The disk `{id}` is not a data disk of `{}`.", instance.id),
-                        )
-                    })?;
-                grow_only("DataDisks.DiskSize", current.disk_size, size)?;
-                data.push((id, size));
-            }
-            Ok((transition, Change::ResizeDisks { system, data }))
-        },
-    )?;
+    operate(ctx, state, &ids, StopCharging::Refuse, |instance| {
+        let transition = if online && instance.state == InstanceState::Running {
+            Transition::stays(InstanceState::Running)
+        } else {
+            stopped_or_forced(instance, force_stop)?
+        };
+        if let Some(size) = system {
+            grow_only("SystemDisk.DiskSize", instance.system_disk.disk_size, size)?;
+        }
+        let mut data = Vec::new();
+        for disk in &request.data_disks {
+            let id = required(disk.disk_id.clone(), "DataDisks.DiskId")?;
+            let size = required(disk.disk_size, "DataDisks.DiskSize")?;
+            let current = instance
+                .data_disks
+                .iter()
+                .find(|d| d.disk_id == id)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        "InvalidParameterValue",
+                        format!("The disk `{id}` is not a data disk of `{}`.", instance.id),
+                    )
+                })?;
+            grow_only("DataDisks.DiskSize", current.disk_size, size)?;
+            data.push((id, size));
+        }
+        Ok((transition, Change::ResizeDisks { system, data }))
+    })?;
     to_json(&serde_json::Map::new())
 }
 

@@ -72,43 +72,36 @@ pub fn handle(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<V
         Some(disk) => Some(required(disk.disk_size, "SystemDisk.DiskSize")?),
         None => None,
     };
-    operate(
-        ctx,
-        state,
-        "ResetInstance",
-        &ids,
-        StopCharging::Refuse,
-        |instance| {
-            if let Some(size) = disk_size
-                && size < instance.system_disk.disk_size
-            {
-                return Err(ApiError::invalid_value(format!(
-                    "`SystemDisk.DiskSize` cannot shrink: the disk has {} GiB, {size} GiB was asked.",
-                    instance.system_disk.disk_size
-                )));
-            }
-            let transition = match instance.state {
-                InstanceState::Running => Transition {
-                    during: InstanceState::Rebooting,
-                    ends_in: InstanceState::Running,
-                },
-                state => Transition::stays(state),
-            };
-            Ok((
-                transition,
-                Change::Reimage {
-                    image_id: request
-                        .image_id
-                        .clone()
-                        .unwrap_or_else(|| instance.image_id.clone()),
-                    system_disk_size: disk_size,
-                    key_ids: key_ids.clone(),
-                    host_name: request.host_name.clone(),
-                    user_data: request.user_data.clone(),
-                },
-            ))
-        },
-    )?;
+    operate(ctx, state, &ids, StopCharging::Refuse, |instance| {
+        if let Some(size) = disk_size
+            && size < instance.system_disk.disk_size
+        {
+            return Err(ApiError::invalid_value(format!(
+                "`SystemDisk.DiskSize` cannot shrink: the disk has {} GiB, {size} GiB was asked.",
+                instance.system_disk.disk_size
+            )));
+        }
+        let transition = match instance.state {
+            InstanceState::Running => Transition {
+                during: InstanceState::Rebooting,
+                ends_in: InstanceState::Running,
+            },
+            state => Transition::stays(state),
+        };
+        Ok((
+            transition,
+            Change::Reimage {
+                image_id: request
+                    .image_id
+                    .clone()
+                    .unwrap_or_else(|| instance.image_id.clone()),
+                system_disk_size: disk_size,
+                key_ids: key_ids.clone(),
+                host_name: request.host_name.clone(),
+                user_data: request.user_data.clone(),
+            },
+        ))
+    })?;
     if let Some(instance) = state.store.get_mut(&ids[0]) {
         instance.reimage_count += 1;
     }
