@@ -1010,6 +1010,19 @@ async fn stop_charging_releases_the_public_ip_and_only_start_works_meanwhile() {
         expect_error(&refused, "UnsupportedOperation.StoppedModeStopCharging");
     }
 
+    // Its CPU and memory were given back: without stock it cannot start.
+    sim.admin
+        .set_capacity(ZONE, "S5.MEDIUM2", Some(0))
+        .await
+        .unwrap();
+    let no_stock = client
+        .call("StartInstances", json!({"InstanceIds": ids}))
+        .await;
+    expect_error(&no_stock, "ResourceInsufficient.SpecifiedInstanceType");
+    sim.admin
+        .set_capacity(ZONE, "S5.MEDIUM2", None)
+        .await
+        .unwrap();
     let start = client
         .call("StartInstances", json!({"InstanceIds": ids}))
         .await;

@@ -216,7 +216,6 @@ pub fn classify_code(code: &str) -> ErrorClass {
         "UnsupportedOperation.StoppedModeStopCharging"
         | "UnsupportedOperation.StoppedModeStopChargingSameFamily"
         | "UnsupportedOperation.InstanceStateRunning"
-        | "UnsupportedOperation.InstanceStateStopped"
         | "UnsupportedOperation.HeterogeneousChangeInstanceFamily"
         | "UnsupportedOperation.UnsupportedChangeInstanceFamily"
         | "UnsupportedOperation.LocalDataDiskChangeInstanceFamily"

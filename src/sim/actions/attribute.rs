@@ -79,7 +79,7 @@ pub fn modify_attribute(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> A
         state,
         &instance_ids,
         StopCharging::Refuse,
-        |instance| {
+        |instance, _| {
             // A new host name reboots a running instance at once unless AutoReboot=false.
             let transition = if reboots && instance.state == InstanceState::Running {
                 Transition {
@@ -183,7 +183,7 @@ pub fn modify_project(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> Api
         state,
         &request.instance_ids,
         StopCharging::Refuse,
-        |instance| Ok((Transition::stays(instance.state), Change::Project(project))),
+        |instance, _| Ok((Transition::stays(instance.state), Change::Project(project))),
     )?;
     to_json(&serde_json::Map::new())
 }
@@ -225,7 +225,7 @@ pub fn reset_bandwidth(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> Ap
         state,
         &request.instance_ids,
         StopCharging::Refuse,
-        |instance| {
+        |instance, _| {
             if instance.internet_charge_type.as_deref() == Some("BANDWIDTH_PREPAID") {
                 return Err(ApiError::new(
                     "UnsupportedOperation.InstanceChargeType",

@@ -80,13 +80,14 @@ pub fn stopped_or_forced(instance: &Instance, force_stop: bool) -> ApiResult<Tra
     }
 }
 
-/// Checks every instance named, then starts the action on each with what `decide` says.
+/// Checks every instance named, then starts the action on each with what `decide` says
+/// (given the instance and the rest of the state, e.g. capacity).
 pub fn operate(
     ctx: &Ctx<'_>,
     state: &mut SimState,
     ids: &[String],
     stop_charging: StopCharging,
-    decide: impl Fn(&Instance) -> ApiResult<(Transition, Change)>,
+    decide: impl Fn(&Instance, &SimState) -> ApiResult<(Transition, Change)>,
 ) -> ApiResult<()> {
     if ids.is_empty() {
         return Err(ApiError::missing_parameter("InstanceIds"));
@@ -107,7 +108,7 @@ pub fn operate(
     for id in ids {
         let instance = owned(ctx, state, id).expect("checked above");
         check_ready(instance, stop_charging)?;
-        plans.push((id.to_string(), decide(instance)?));
+        plans.push((id.to_string(), decide(instance, state)?));
     }
     for (id, (transition, change)) in plans {
         state.begin_operation(

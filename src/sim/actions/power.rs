@@ -48,15 +48,33 @@ pub fn start(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Ve
         state,
         &request.instance_ids,
         StopCharging::Allow,
-        |instance| match instance.state {
-            InstanceState::Stopped => Ok((
+        |instance, state| {
+            if instance.state != InstanceState::Stopped {
+                return Err(state_refusal(instance));
+            }
+            // STOP_CHARGING gave the CPU and memory back: starting needs them in stock again.
+            if instance.is_stopped_without_charging()
+                && state
+                    .capacity
+                    .available(&instance.zone, &instance.instance_type, 1)
+                    == 0
+            {
+                return Err(ApiError::new(
+                    "ResourceInsufficient.SpecifiedInstanceType",
+                    format!(
+                        "The instance type {} is insufficient in {}: `{}` was stopped without \
+                         charging and cannot get its resources back now.",
+                        instance.instance_type, instance.zone, instance.id
+                    ),
+                ));
+            }
+            Ok((
                 Transition {
                     during: InstanceState::Starting,
                     ends_in: InstanceState::Running,
                 },
                 Change::Start,
-            )),
-            _ => Err(state_refusal(instance)),
+            ))
         },
     )?;
     to_json(&serde_json::Map::new())
@@ -87,7 +105,7 @@ pub fn stop(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec
         state,
         &request.instance_ids,
         StopCharging::Refuse,
-        |instance| {
+        |instance, _| {
             if instance.state != InstanceState::Running {
                 return Err(state_refusal(instance));
             }
@@ -143,7 +161,7 @@ pub fn reboot(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<V
         state,
         &request.instance_ids,
         StopCharging::Refuse,
-        |instance| match instance.state {
+        |instance, _| match instance.state {
             InstanceState::Running => Ok((
                 Transition {
                     during: InstanceState::Rebooting,

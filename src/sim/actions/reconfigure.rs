@@ -41,22 +41,12 @@ pub fn reset_type(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResu
     let instance_type = required(request.instance_type, "InstanceType")?;
     let spec = InstanceTypeSpec::parse(&instance_type)?;
     let force_stop = request.force_stop.unwrap_or(false);
-    let capacity = &state.capacity;
-    let mut checked = Vec::new();
-    for id in &request.instance_ids {
-        if let Some(instance) = super::guard::owned(ctx, state, id) {
-            checked.push((
-                instance.id.clone(),
-                capacity.available(&instance.zone, &instance_type, 1),
-            ));
-        }
-    }
     operate(
         ctx,
         state,
         &request.instance_ids,
         StopCharging::Refuse,
-        |instance| {
+        |instance, state| {
             let transition = stopped_or_forced(instance, force_stop)?;
             let current = InstanceTypeSpec::parse(&instance.instance_type)?;
             if instance.charge.is_spot() && current.family != spec.family {
@@ -68,10 +58,7 @@ pub fn reset_type(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResu
                     ),
                 ));
             }
-            if checked
-                .iter()
-                .any(|(id, available)| *id == instance.id && *available == 0)
-            {
+            if state.capacity.available(&instance.zone, &instance_type, 1) == 0 {
                 return Err(ApiError::new(
                     "ResourceInsufficient.SpecifiedInstanceType",
                     format!(
@@ -130,7 +117,7 @@ pub fn reset_password(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> Api
         state,
         &request.instance_ids,
         StopCharging::Refuse,
-        |instance| Ok((stopped_or_forced(instance, force_stop)?, Change::Nothing)),
+        |instance, _| Ok((stopped_or_forced(instance, force_stop)?, Change::Nothing)),
     )?;
     to_json(&serde_json::Map::new())
 }
@@ -178,7 +165,7 @@ pub fn key_pairs(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResul
         state,
         &request.instance_ids,
         StopCharging::Refuse,
-        |instance| {
+        |instance, _| {
             Ok((
                 stopped_or_forced(instance, force_stop)?,
                 change(request.key_ids.clone()),
@@ -233,7 +220,7 @@ pub fn resize_disks(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiRe
     };
     let force_stop = request.force_stop.unwrap_or(false);
     let online = request.resize_online.unwrap_or(false);
-    operate(ctx, state, &ids, StopCharging::Refuse, |instance| {
+    operate(ctx, state, &ids, StopCharging::Refuse, |instance, _| {
         let transition = if online && instance.state == InstanceState::Running {
             Transition::stays(InstanceState::Running)
         } else {

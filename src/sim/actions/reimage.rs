@@ -72,7 +72,7 @@ pub fn handle(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<V
         Some(disk) => Some(required(disk.disk_size, "SystemDisk.DiskSize")?),
         None => None,
     };
-    operate(ctx, state, &ids, StopCharging::Refuse, |instance| {
+    operate(ctx, state, &ids, StopCharging::Refuse, |instance, _| {
         if let Some(size) = disk_size
             && size < instance.system_disk.disk_size
         {
