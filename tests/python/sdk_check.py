@@ -46,9 +46,12 @@ def request(model, fields):
 
 
 def describe_one(good, instance_id):
-    return good.DescribeInstances(
-        request(models.DescribeInstancesRequest, {"InstanceIds": [instance_id]})
-    ).InstanceSet[0]
+    # Unknown fields would warn: the day-2 fields must have the SDK's names and shapes.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return good.DescribeInstances(
+            request(models.DescribeInstancesRequest, {"InstanceIds": [instance_id]})
+        ).InstanceSet[0]
 
 
 def wait_settled(good, instance_id, request_id):
