@@ -952,6 +952,33 @@ async fn tag_client_changes_only_the_keys_it_names() {
     let counters = sim.admin.counters().await.unwrap();
     assert_eq!(counters.get("ModifyResourceTags", "Success"), 3);
 
+    // Many instances at once: 12 instances take two TagResources and two UnTagResources calls.
+    let mut many = run_request("uid-many");
+    many.instance_count = Some(12);
+    let ids = cvm.run_instances(&many).await.unwrap();
+    let team: std::collections::BTreeMap<String, String> =
+        [("team".to_string(), "web".to_string())].into();
+    tags.tag_instances(&ids, &team).await.unwrap();
+    assert_eq!(
+        cvm.find_instances_by_tag("team", "web")
+            .await
+            .unwrap()
+            .len(),
+        12
+    );
+    tags.untag_instances(&ids, &["team".to_string()])
+        .await
+        .unwrap();
+    assert!(
+        cvm.find_instances_by_tag("team", "web")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(counters.get("TagResources", "Success"), 2);
+    assert_eq!(counters.get("UnTagResources", "Success"), 2);
+
     let reserved = tags
         .modify_instance_tags(
             &id,

@@ -15,6 +15,10 @@ use super::types::null_as_default;
 
 const DESCRIBE_RESOURCE_TAGS: &str = "DescribeResourceTagsByResourceIds";
 const MODIFY_RESOURCE_TAGS: &str = "ModifyResourceTags";
+const TAG_RESOURCES: &str = "TagResources";
+const UNTAG_RESOURCES: &str = "UnTagResources";
+/// The most resources TagResources and UnTagResources take per call.
+pub const MAX_RESOURCES_PER_CALL: usize = 10;
 /// The most tags ModifyResourceTags takes in each of ReplaceTags and DeleteTags.
 pub const MAX_TAGS_PER_CALL: usize = 10;
 /// The most resource IDs DescribeResourceTagsByResourceIds takes per call.
@@ -73,6 +77,36 @@ struct TagKey<'a> {
     tag_key: &'a str,
 }
 
+/// TagResources (with `tags`) or UnTagResources (with `tag_keys`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ResourcesRequest<'a> {
+    resource_list: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a [TagPair<'a>]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag_keys: Option<&'a [String]>,
+}
+
+/// What a TagResources or UnTagResources call carries.
+#[derive(Clone, Copy)]
+enum ResourceChange<'a> {
+    Tag(&'a [TagPair<'a>]),
+    Untag(&'a [String]),
+}
+
+impl<'a> ResourceChange<'a> {
+    /// The change in parts of at most 10 tags or keys, one call each.
+    fn parts(self) -> Vec<ResourceChange<'a>> {
+        match self {
+            Self::Tag(tags) => tags.chunks(MAX_TAGS_PER_CALL).map(Self::Tag).collect(),
+            Self::Untag(keys) => keys.chunks(MAX_TAGS_PER_CALL).map(Self::Untag).collect(),
+        }
+    }
+}
+
+/// The answer of the writes; TagResources and UnTagResources also list `FailedResources`,
+/// which the operator does not need: a partial failure is an error code.
 #[derive(Debug, Deserialize)]
 struct EmptyAnswer {}
 
@@ -176,6 +210,68 @@ impl TagClient {
                 .call(MODIFY_RESOURCE_TAGS, &request, Idempotency::Safe)
                 .await?;
         }
+    }
+
+    /// Puts the same tags on many instances: 10 instances and 10 tags per call.
+    pub async fn tag_instances(
+        &self,
+        instance_ids: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let pairs: Vec<TagPair<'_>> = tags
+            .iter()
+            .map(|(key, value)| TagPair {
+                tag_key: key,
+                tag_value: value,
+            })
+            .collect();
+        self.change_resources(instance_ids, ResourceChange::Tag(&pairs))
+            .await
+    }
+
+    /// Removes the keys from many instances: 10 instances and 10 keys per call.
+    pub async fn untag_instances(
+        &self,
+        instance_ids: &[String],
+        keys: &[String],
+    ) -> Result<(), CloudError> {
+        self.change_resources(instance_ids, ResourceChange::Untag(keys))
+            .await
+    }
+
+    async fn change_resources(
+        &self,
+        instance_ids: &[String],
+        change: ResourceChange<'_>,
+    ) -> Result<(), CloudError> {
+        let names: Vec<String> = instance_ids
+            .iter()
+            .map(|id| instance_resource_name(self.core.region(), id))
+            .collect();
+        for resource_list in names.chunks(MAX_RESOURCES_PER_CALL) {
+            for part in change.parts() {
+                let (action, request) = match part {
+                    ResourceChange::Tag(tags) => (
+                        TAG_RESOURCES,
+                        ResourcesRequest {
+                            resource_list,
+                            tags: Some(tags),
+                            tag_keys: None,
+                        },
+                    ),
+                    ResourceChange::Untag(keys) => (
+                        UNTAG_RESOURCES,
+                        ResourcesRequest {
+                            resource_list,
+                            tags: None,
+                            tag_keys: Some(keys),
+                        },
+                    ),
+                };
+                let _: EmptyAnswer = self.core.call(action, &request, Idempotency::Safe).await?;
+            }
+        }
+        Ok(())
     }
 }
 
