@@ -50,7 +50,7 @@ pub fn modify_attribute(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> A
         .copied()
         .filter(|name| params.get(name).is_some_and(|v| !v.is_null()))
         .collect();
-    let request: ModifyAttribute = parse(params)?;
+    let mut request: ModifyAttribute = parse(params)?;
     match given.len() {
         0 => {
             return Err(ApiError::new(
@@ -71,8 +71,8 @@ pub fn modify_attribute(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> A
         ));
     }
     let auto_reboot = request.auto_reboot.unwrap_or(true);
-    let (instance_ids, (change, reboots)) =
-        (request.instance_ids.clone(), attribute_change(request)?);
+    let instance_ids = std::mem::take(&mut request.instance_ids);
+    let (change, reboots) = attribute_change(request)?;
     let reboots = reboots && auto_reboot;
     operate(
         ctx,

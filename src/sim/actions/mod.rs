@@ -8,7 +8,7 @@ pub mod params;
 mod power;
 mod reconfigure;
 mod reimage;
-pub(crate) mod run;
+mod run;
 mod status;
 mod tag_write;
 mod tags;
