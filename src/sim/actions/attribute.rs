@@ -4,11 +4,11 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::Ctx;
 use super::guard::{StopCharging, operate};
 use super::naming::is_valid_host_name;
-use super::params::{is_resource_id, parse, reject_unknown, required};
+use super::params::{is_resource_id, parse, parse_known, reject_unknown, required};
 use super::run::check_user_data;
-use super::{Ctx, to_json};
 use crate::sim::error::{ApiError, ApiResult};
 use crate::sim::state::SimState;
 use crate::sim::state::instance::InstanceState;
@@ -91,8 +91,7 @@ pub fn modify_attribute(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> A
             };
             Ok((transition, change.clone()))
         },
-    )?;
-    to_json(&serde_json::Map::new())
+    )
 }
 
 /// The one attribute given, checked, as the change it makes; whether it reboots.
@@ -169,8 +168,7 @@ struct ModifyProject {
 }
 
 pub fn modify_project(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
-    reject_unknown(&params, &["InstanceIds", "ProjectId"])?;
-    let request: ModifyProject = parse(params)?;
+    let request: ModifyProject = parse_known(params, &["InstanceIds", "ProjectId"])?;
     let project = required(request.project_id, "ProjectId")?;
     if project < 0 {
         return Err(ApiError::new(
@@ -184,8 +182,7 @@ pub fn modify_project(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> Api
         &request.instance_ids,
         StopCharging::Refuse,
         |instance, _| Ok((Transition::stays(instance.state), Change::Project(project))),
-    )?;
-    to_json(&serde_json::Map::new())
+    )
 }
 
 #[derive(Deserialize)]
@@ -203,11 +200,10 @@ struct Internet {
 }
 
 pub fn reset_bandwidth(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
-    reject_unknown(
-        &params,
+    let request: ResetBandwidth = parse_known(
+        params,
         &["InstanceIds", "InternetAccessible", "StartTime", "EndTime"],
     )?;
-    let request: ResetBandwidth = parse(params)?;
     let mbps = required(
         request
             .internet_accessible
@@ -238,6 +234,5 @@ pub fn reset_bandwidth(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> Ap
             }
             Ok((Transition::stays(instance.state), Change::Bandwidth(mbps)))
         },
-    )?;
-    to_json(&serde_json::Map::new())
+    )
 }

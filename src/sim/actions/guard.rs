@@ -3,8 +3,8 @@
 //! not stopped without charging. The whole call is refused when one instance is; otherwise
 //! every instance starts its operation.
 
-use super::Ctx;
 use super::params::instance_ids;
+use super::{Ctx, to_json};
 use crate::sim::error::{ApiError, ApiResult};
 use crate::sim::state::SimState;
 use crate::sim::state::instance::{Instance, InstanceState};
@@ -81,14 +81,15 @@ pub fn stopped_or_forced(instance: &Instance, force_stop: bool) -> ApiResult<Tra
 }
 
 /// Checks every instance named, then starts the action on each with what `decide` says
-/// (given the instance and the rest of the state, e.g. capacity).
+/// (given the instance and the rest of the state, e.g. capacity). Answers the empty
+/// response every day-2 action gives.
 pub fn operate(
     ctx: &Ctx<'_>,
     state: &mut SimState,
     ids: &[String],
     stop_charging: StopCharging,
     decide: impl Fn(&Instance, &SimState) -> ApiResult<(Transition, Change)>,
-) -> ApiResult<()> {
+) -> ApiResult<Vec<u8>> {
     if ids.is_empty() {
         return Err(ApiError::missing_parameter("InstanceIds"));
     }
@@ -120,7 +121,7 @@ pub fn operate(
             change,
         );
     }
-    Ok(())
+    to_json(&serde_json::Map::new())
 }
 
 /// The caller's instance in the request's region.

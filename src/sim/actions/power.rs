@@ -4,9 +4,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::Ctx;
 use super::guard::{StopCharging, operate, state_refusal};
-use super::params::{parse, reject_unknown};
-use super::{Ctx, to_json};
+use super::params::parse_known;
 use crate::sim::error::{ApiError, ApiResult};
 use crate::sim::state::SimState;
 use crate::sim::state::instance::{InstanceState, StoppedMode};
@@ -41,8 +41,7 @@ struct Reboot {
 }
 
 pub fn start(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
-    reject_unknown(&params, &["InstanceIds"])?;
-    let request: Ids = parse(params)?;
+    let request: Ids = parse_known(params, &["InstanceIds"])?;
     operate(
         ctx,
         state,
@@ -76,16 +75,14 @@ pub fn start(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Ve
                 Change::Start,
             ))
         },
-    )?;
-    to_json(&serde_json::Map::new())
+    )
 }
 
 pub fn stop(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
-    reject_unknown(
-        &params,
+    let request: Stop = parse_known(
+        params,
         &["InstanceIds", "ForceStop", "StopType", "StoppedMode"],
     )?;
-    let request: Stop = parse(params)?;
     check_stop_type(
         request.force_stop,
         request.stop_type.as_deref(),
@@ -144,13 +141,11 @@ pub fn stop(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec
                 Change::Stop(mode),
             ))
         },
-    )?;
-    to_json(&serde_json::Map::new())
+    )
 }
 
 pub fn reboot(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
-    reject_unknown(&params, &["InstanceIds", "ForceReboot", "StopType"])?;
-    let request: Reboot = parse(params)?;
+    let request: Reboot = parse_known(params, &["InstanceIds", "ForceReboot", "StopType"])?;
     check_stop_type(
         request.force_reboot,
         request.stop_type.as_deref(),
@@ -171,8 +166,7 @@ pub fn reboot(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<V
             )),
             _ => Err(state_refusal(instance)),
         },
-    )?;
-    to_json(&serde_json::Map::new())
+    )
 }
 
 /// `StopType` is one of three values and replaces the deprecated force flag: not both.

@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::guard::{StopCharging, one_id, operate, stopped_or_forced};
-use super::params::{is_resource_id, parse, reject_unknown, required};
+use super::params::{is_resource_id, parse_known, required};
 use super::run::is_valid_linux_password;
-use super::{Action, Ctx, to_json};
+use super::{Action, Ctx};
 use crate::sim::error::{ApiError, ApiResult};
 use crate::sim::pricing::InstanceTypeSpec;
 use crate::sim::state::SimState;
@@ -27,8 +27,7 @@ struct ResetType {
 }
 
 pub fn reset_type(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
-    reject_unknown(&params, &["InstanceIds", "InstanceType", "ForceStop"])?;
-    let request: ResetType = parse(params)?;
+    let request: ResetType = parse_known(params, &["InstanceIds", "InstanceType", "ForceStop"])?;
     if request.instance_ids.len() > 1 {
         return Err(ApiError::new(
             "InvalidParameterValue.LimitExceeded",
@@ -85,8 +84,7 @@ pub fn reset_type(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResu
                 },
             ))
         },
-    )?;
-    to_json(&serde_json::Map::new())
+    )
 }
 
 #[derive(Deserialize)]
@@ -99,11 +97,10 @@ struct ResetPassword {
 }
 
 pub fn reset_password(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
-    reject_unknown(
-        &params,
+    let request: ResetPassword = parse_known(
+        params,
         &["InstanceIds", "Password", "UserName", "ForceStop"],
     )?;
-    let request: ResetPassword = parse(params)?;
     let password = required(request.password, "Password")?;
     if !is_valid_linux_password(&password) {
         return Err(ApiError::new(
@@ -118,8 +115,7 @@ pub fn reset_password(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> Api
         &request.instance_ids,
         StopCharging::Refuse,
         |instance, _| Ok((stopped_or_forced(instance, force_stop)?, Change::Nothing)),
-    )?;
-    to_json(&serde_json::Map::new())
+    )
 }
 
 #[derive(Deserialize)]
@@ -138,8 +134,7 @@ pub fn key_pairs(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResul
         Action::AssociateInstancesKeyPairs => Change::AssociateKeys,
         _ => Change::DisassociateKeys,
     };
-    reject_unknown(&params, &["InstanceIds", "KeyIds", "ForceStop"])?;
-    let request: KeyPairs = parse(params)?;
+    let request: KeyPairs = parse_known(params, &["InstanceIds", "KeyIds", "ForceStop"])?;
     if request.key_ids.is_empty() {
         return Err(ApiError::missing_parameter("KeyIds"));
     }
@@ -171,8 +166,7 @@ pub fn key_pairs(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResul
                 change(request.key_ids.clone()),
             ))
         },
-    )?;
-    to_json(&serde_json::Map::new())
+    )
 }
 
 #[derive(Deserialize)]
@@ -194,8 +188,8 @@ struct DiskSize {
 }
 
 pub fn resize_disks(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
-    reject_unknown(
-        &params,
+    let request: ResizeDisks = parse_known(
+        params,
         &[
             "InstanceId",
             "DataDisks",
@@ -204,7 +198,6 @@ pub fn resize_disks(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiRe
             "ResizeOnline",
         ],
     )?;
-    let request: ResizeDisks = parse(params)?;
     let ids = one_id(request.instance_id)?;
     if request.data_disks.len() > 1 {
         return Err(ApiError::invalid_value(
@@ -247,8 +240,7 @@ pub fn resize_disks(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiRe
             data.push((id, size));
         }
         Ok((transition, Change::ResizeDisks { system, data }))
-    })?;
-    to_json(&serde_json::Map::new())
+    })
 }
 
 fn grow_only(name: &str, current: i64, wanted: i64) -> ApiResult<()> {

@@ -5,11 +5,11 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::Ctx;
 use super::guard::{StopCharging, one_id, operate};
 use super::naming::is_valid_host_name;
-use super::params::{is_resource_id, parse, reject_unknown, required};
+use super::params::{is_resource_id, parse_known, required};
 use super::run::{Login, check_user_data, login};
-use super::{Ctx, to_json};
 use crate::sim::error::{ApiError, ApiResult};
 use crate::sim::state::SimState;
 use crate::sim::state::instance::InstanceState;
@@ -33,8 +33,8 @@ struct SystemDisk {
 }
 
 pub fn handle(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
-    reject_unknown(
-        &params,
+    let request: Request = parse_known(
+        params,
         &[
             "InstanceId",
             "ImageId",
@@ -45,7 +45,6 @@ pub fn handle(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<V
             "UserData",
         ],
     )?;
-    let request: Request = parse(params)?;
     let ids = one_id(request.instance_id)?;
     if let Some(image) = &request.image_id
         && !is_resource_id(image, "img")
@@ -72,7 +71,7 @@ pub fn handle(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<V
         Some(disk) => Some(required(disk.disk_size, "SystemDisk.DiskSize")?),
         None => None,
     };
-    operate(ctx, state, &ids, StopCharging::Refuse, |instance, _| {
+    let answer = operate(ctx, state, &ids, StopCharging::Refuse, |instance, _| {
         if let Some(size) = disk_size
             && size < instance.system_disk.disk_size
         {
@@ -105,5 +104,5 @@ pub fn handle(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<V
     if let Some(instance) = state.store.get_mut(&ids[0]) {
         instance.reimage_count += 1;
     }
-    to_json(&serde_json::Map::new())
+    Ok(answer)
 }
