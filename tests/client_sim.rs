@@ -8,9 +8,13 @@ use std::time::Duration;
 use cvm_sim::config::{AccountConfig, DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, Timing};
 use cvm_sim::faults::FaultSpec;
 use cvm_sim::{Server, ServerHandle, SimAdmin, SimConfig};
+use tencent_cloud::modify::{
+    DiskSize, InstanceAttribute, ResetInstanceRequest, ResizeInstanceDisksRequest, StopType,
+    StoppedMode,
+};
 use tencent_cloud::types::{
-    InstanceMarketOptions, InternetAccessible, Placement, RunInstancesRequest, SpotOptions, Tag,
-    TagSpecification,
+    Instance, InstanceMarketOptions, InternetAccessible, LoginSettings, Placement,
+    RunInstancesRequest, SpotOptions, Tag, TagSpecification,
 };
 use tencent_cloud::{ApiObserver, ClientConfig, ClientPool, Credentials, CvmClient, ErrorClass};
 
@@ -57,6 +61,7 @@ fn fast_timing() -> Timing {
         pending_seconds: 0.3,
         public_ip_delay_seconds: 0.2,
         terminating_seconds: 0.3,
+        operation_seconds: 0.0,
     }
 }
 
@@ -707,4 +712,279 @@ async fn server_throttling_is_retried_after_a_pause() {
         "the server should have throttled some calls"
     );
     assert_eq!(recorder.count("DescribeInstances", "Success"), 6);
+}
+
+/// Describes `id` until its latest operation is `request_id` and has ended.
+async fn settled(client: &CvmClient, id: &str, request_id: &str) -> Instance {
+    eventually(Duration::from_secs(5), "the operation to end", || async {
+        client.describe_instance(id).await.unwrap().filter(|i| {
+            i.latest_operation_request_id.as_deref() == Some(request_id)
+                && i.latest_operation_state.as_deref() == Some("SUCCESS")
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn day2_methods_change_the_instance_and_return_its_request_id() {
+    let sim = start_fast_sim().await;
+    let pool = ClientPool::new(client_config(&sim)).unwrap();
+    let client = pool.get(&sim_credentials(), REGION);
+    let id = client
+        .run_instances(&run_request("uid-day2"))
+        .await
+        .unwrap()[0]
+        .clone();
+    let ids = vec![id.clone()];
+    let first_ip = eventually(Duration::from_secs(5), "a public IP", || async {
+        let i = client.describe_instance(&id).await.unwrap()?;
+        i.public_ip_addresses.first().cloned()
+    })
+    .await;
+
+    let rid = client
+        .modify_instances_attribute(&ids, &InstanceAttribute::Name("web-2".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        settled(&client, &id, &rid).await.instance_name.as_deref(),
+        Some("web-2")
+    );
+    let groups = vec!["sg-22222222".to_string(), "sg-11111111".to_string()];
+    let rid = client
+        .modify_instances_attribute(&ids, &InstanceAttribute::SecurityGroups(groups.clone()))
+        .await
+        .unwrap();
+    assert_eq!(settled(&client, &id, &rid).await.security_group_ids, groups);
+    let rid = client
+        .modify_instances_attribute(
+            &ids,
+            &InstanceAttribute::HostName {
+                name: "web-2".into(),
+                auto_reboot: false,
+            },
+        )
+        .await
+        .unwrap();
+    settled(&client, &id, &rid).await;
+    let rid = client
+        .reset_instances_internet_max_bandwidth(&ids, 25)
+        .await
+        .unwrap();
+    let shown = settled(&client, &id, &rid).await;
+    assert_eq!(
+        shown
+            .internet_accessible
+            .unwrap()
+            .internet_max_bandwidth_out,
+        Some(25)
+    );
+    let rid = client.modify_instances_project(&ids, 3).await.unwrap();
+    let shown = settled(&client, &id, &rid).await;
+    assert_eq!(shown.placement.unwrap().project_id, Some(3));
+    let rid = client
+        .resize_instance_disks(&ResizeInstanceDisksRequest {
+            instance_id: id.clone(),
+            system_disk: Some(DiskSize {
+                disk_id: None,
+                disk_size: 100,
+            }),
+            resize_online: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let shown = settled(&client, &id, &rid).await;
+    assert_eq!(shown.system_disk.unwrap().disk_size, Some(100));
+
+    let keys = vec!["skey-11111111".to_string()];
+    let refused = client
+        .associate_instances_key_pairs(&ids, &keys, false)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "UnsupportedOperation.InstanceStateRunning");
+    assert!(
+        refused.needs_person(),
+        "a stop window or ForceStop is missing"
+    );
+    let rid = client
+        .associate_instances_key_pairs(&ids, &keys, true)
+        .await
+        .unwrap();
+    let shown = settled(&client, &id, &rid).await;
+    assert_eq!(shown.login_settings.unwrap().key_ids, keys);
+    let rid = client
+        .disassociate_instances_key_pairs(&ids, &keys, true)
+        .await
+        .unwrap();
+    let shown = settled(&client, &id, &rid).await;
+    assert!(shown.login_settings.unwrap_or_default().key_ids.is_empty());
+    let rid = client
+        .reset_instances_password(&ids, &"Qcloud@Day2pass".into(), None, true)
+        .await
+        .unwrap();
+    settled(&client, &id, &rid).await;
+    let rid = client
+        .reset_instances_type(&id, "S5.LARGE8", true)
+        .await
+        .unwrap();
+    let shown = settled(&client, &id, &rid).await;
+    assert_eq!(shown.instance_type.as_deref(), Some("S5.LARGE8"));
+    assert_eq!(shown.instance_state, "RUNNING");
+    let rid = client
+        .reset_instance(&ResetInstanceRequest {
+            instance_id: id.clone(),
+            image_id: Some("img-22222222".into()),
+            login_settings: Some(LoginSettings {
+                key_ids: keys.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let shown = settled(&client, &id, &rid).await;
+    assert_eq!(shown.image_id.as_deref(), Some("img-22222222"));
+    assert_eq!(sim.admin.reimage_count(&id).await.unwrap(), 1);
+    let rid = client
+        .reboot_instances(&ids, StopType::SoftFirst)
+        .await
+        .unwrap();
+    settled(&client, &id, &rid).await;
+
+    let rid = client
+        .stop_instances(&ids, StopType::Soft, StoppedMode::StopCharging)
+        .await
+        .unwrap();
+    let shown = settled(&client, &id, &rid).await;
+    assert_eq!(shown.instance_state, "STOPPED");
+    assert_eq!(shown.stop_charging_mode.as_deref(), Some("STOP_CHARGING"));
+    assert!(shown.public_ip_addresses.is_empty());
+    let refused = client
+        .modify_instances_attribute(&ids, &InstanceAttribute::Name("x".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        "UnsupportedOperation.StoppedModeStopCharging"
+    );
+    assert!(refused.needs_person(), "start it first");
+    let rid = client.start_instances(&ids).await.unwrap();
+    let shown = settled(&client, &id, &rid).await;
+    assert_eq!(shown.instance_state, "RUNNING");
+    assert_ne!(shown.public_ip_addresses.first(), Some(&first_ip));
+    assert!(!shown.public_ip_addresses.is_empty());
+
+    // An operation in progress is "retry later", and modify calls are not retried here.
+    sim.admin.hold_operation(&id).await.unwrap();
+    let busy = client
+        .modify_instances_attribute(&ids, &InstanceAttribute::Name("y".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(busy.code(), "OperationDenied.InstanceOperationInProgress");
+    assert!(busy.is_retryable());
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(
+        counters.get(
+            "ModifyInstancesAttribute",
+            "OperationDenied.InstanceOperationInProgress"
+        ),
+        1,
+        "one attempt: the caller decides from the latest operation"
+    );
+    for action in [
+        "StartInstances",
+        "StopInstances",
+        "RebootInstances",
+        "ResetInstancesType",
+        "ResetInstance",
+        "ResetInstancesPassword",
+        "DisassociateInstancesKeyPairs",
+        "ResetInstancesInternetMaxBandwidth",
+        "ModifyInstancesProject",
+        "ResizeInstanceDisks",
+    ] {
+        assert_eq!(counters.get(action, "Success"), 1, "{action}");
+    }
+    assert_eq!(counters.get("ModifyInstancesAttribute", "Success"), 3);
+    assert_eq!(counters.get("AssociateInstancesKeyPairs", "Success"), 1);
+}
+
+#[tokio::test]
+async fn tag_client_changes_only_the_keys_it_names() {
+    let sim = start_fast_sim().await;
+    let pool = ClientPool::new(client_config(&sim)).unwrap();
+    let cvm = pool.get(&sim_credentials(), REGION);
+    let tags = pool.tags(&sim_credentials(), REGION);
+    let mut request = run_request("uid-tags");
+    request.tag_specification[0]
+        .tags
+        .push(Tag::new("foreign", "keep"));
+    let id = cvm.run_instances(&request).await.unwrap()[0].clone();
+
+    // 12 keys to set take two calls of at most 10.
+    let replace: std::collections::BTreeMap<String, String> = (0..12)
+        .map(|i| (format!("k{i:02}"), format!("v{i}")))
+        .collect();
+    tags.modify_instance_tags(&id, &replace, &[]).await.unwrap();
+    tags.modify_instance_tags(&id, &Default::default(), &["k00".to_string()])
+        .await
+        .unwrap();
+    let read = tags.instance_tags(std::slice::from_ref(&id)).await.unwrap();
+    let mine = &read[&id];
+    assert_eq!(
+        mine.len(),
+        1 + 1 + 11,
+        "uid, foreign and k01..k11: {mine:?}"
+    );
+    assert_eq!(mine.get("foreign").map(String::as_str), Some("keep"));
+    assert!(!mine.contains_key("k00"));
+    let described = cvm.describe_instance(&id).await.unwrap().unwrap();
+    assert_eq!(
+        described.tag("k11"),
+        Some("v11"),
+        "DescribeInstances shows it too"
+    );
+    let found = cvm.find_instances_by_tag("k05", "v5").await.unwrap();
+    assert_eq!(found.len(), 1);
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(counters.get("ModifyResourceTags", "Success"), 3);
+
+    // Many instances at once: 12 instances take two TagResources and two UnTagResources calls.
+    let mut many = run_request("uid-many");
+    many.instance_count = Some(12);
+    let ids = cvm.run_instances(&many).await.unwrap();
+    let team: std::collections::BTreeMap<String, String> =
+        [("team".to_string(), "web".to_string())].into();
+    tags.tag_instances(&ids, &team).await.unwrap();
+    assert_eq!(
+        cvm.find_instances_by_tag("team", "web")
+            .await
+            .unwrap()
+            .len(),
+        12
+    );
+    tags.untag_instances(&ids, &["team".to_string()])
+        .await
+        .unwrap();
+    assert!(
+        cvm.find_instances_by_tag("team", "web")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(counters.get("TagResources", "Success"), 2);
+    assert_eq!(counters.get("UnTagResources", "Success"), 2);
+
+    let reserved = tags
+        .modify_instance_tags(
+            &id,
+            &[("qcloud:x".to_string(), "v".to_string())].into(),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(reserved.code(), "InvalidParameter.ReservedTagKey");
+    assert!(reserved.needs_person());
 }

@@ -22,7 +22,10 @@ use super::faults::FaultSpec;
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/_sim/healthz", get(healthz))
-        .route("/_sim/instances", get(instances))
+        .route(
+            "/_sim/instances",
+            get(instances).post(super::admin_edits::create),
+        )
         .route("/_sim/instances/{id}/reclaim", post(reclaim))
         .route("/_sim/counters", get(counters))
         .route("/_sim/counters/reset", post(reset_counters))
@@ -39,9 +42,10 @@ pub fn routes() -> Router<Arc<Sim>> {
             "/_sim/rate-limits",
             get(get_rate_limits).post(set_rate_limits),
         )
+        .merge(super::admin_edits::routes())
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -50,7 +54,7 @@ fn ok() -> Response {
 }
 
 /// Parses a JSON body; callers answer 400 with a JSON error instead of axum's plain text.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, String> {
+pub(super) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("invalid body: {e}"))
 }
 
@@ -208,6 +212,7 @@ struct TimingUpdate {
     pending_seconds: Option<f64>,
     public_ip_delay_seconds: Option<f64>,
     terminating_seconds: Option<f64>,
+    operation_seconds: Option<f64>,
 }
 
 async fn get_timing(State(sim): State<Arc<Sim>>) -> Response {
@@ -229,6 +234,9 @@ async fn set_timing(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Response {
     }
     if let Some(s) = update.terminating_seconds {
         timing.terminating_seconds = s;
+    }
+    if let Some(s) = update.operation_seconds {
+        timing.operation_seconds = s;
     }
     if let Err(message) = timing.validate() {
         return error(StatusCode::BAD_REQUEST, message);

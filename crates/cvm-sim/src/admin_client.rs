@@ -32,6 +32,23 @@ pub struct SimInstance {
     pub client_token: Option<String>,
     pub secret_id: String,
     pub latest_operation_error_msg: Option<String>,
+    #[serde(default)]
+    pub instance_name: String,
+    #[serde(default)]
+    pub security_group_ids: Vec<String>,
+    #[serde(default)]
+    pub image_id: String,
+    #[serde(default)]
+    pub stop_charging_mode: String,
+    #[serde(default)]
+    pub latest_operation: Option<String>,
+    #[serde(default)]
+    pub latest_operation_state: Option<String>,
+    #[serde(default)]
+    pub latest_operation_request_id: Option<String>,
+    /// ResetInstance calls accepted for this instance.
+    #[serde(default)]
+    pub reimage_count: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -196,5 +213,77 @@ impl SimAdmin {
     pub async fn set_rate_limits(&self, limits: &HashMap<String, u32>) -> Result<(), AdminError> {
         let body = serde_json::to_value(limits).expect("limits serialize");
         self.post("rate-limits", &body).await.map(|_| ())
+    }
+
+    /// Creates an instance that already exists when the test starts (to adopt): `request`
+    /// holds RunInstances parameters; `stopped` leaves it STOPPED. Returns its ID.
+    pub async fn create_instance(
+        &self,
+        secret_id: &str,
+        request: &Value,
+        stopped: bool,
+    ) -> Result<String, AdminError> {
+        let answer = self
+            .post(
+                "instances",
+                &json!({
+                    "secretId": secret_id,
+                    "request": request,
+                    "state": if stopped { "STOPPED" } else { "RUNNING" },
+                }),
+            )
+            .await?;
+        Ok(answer["InstanceId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// A console edit (camelCase fields: instanceName, securityGroupIds, instanceType, tags,
+    /// state, internetMaxBandwidthOut, projectId, imageId). Returns the foreign request id it
+    /// left as `LatestOperationRequestId` (none for a tags-only edit).
+    pub async fn mutate(
+        &self,
+        instance_id: &str,
+        edit: &Value,
+    ) -> Result<Option<String>, AdminError> {
+        let answer = self
+            .post(&format!("instances/{instance_id}/mutate"), edit)
+            .await?;
+        Ok(answer["RequestId"].as_str().map(str::to_string))
+    }
+
+    /// Holds the operation in progress OPERATING (or starts a foreign one if there is none).
+    pub async fn hold_operation(&self, instance_id: &str) -> Result<(), AdminError> {
+        self.control_operation(instance_id, json!({"state": "OPERATING"}))
+            .await
+    }
+
+    /// Ends the operation in progress as FAILED with `message`; nothing it would change changes.
+    pub async fn fail_operation(&self, instance_id: &str, message: &str) -> Result<(), AdminError> {
+        self.control_operation(instance_id, json!({"state": "FAILED", "errorMsg": message}))
+            .await
+    }
+
+    /// Ends the operation in progress (held or not) with SUCCESS now.
+    pub async fn complete_operation(&self, instance_id: &str) -> Result<(), AdminError> {
+        self.control_operation(instance_id, json!({"state": "SUCCESS"}))
+            .await
+    }
+
+    async fn control_operation(&self, instance_id: &str, body: Value) -> Result<(), AdminError> {
+        self.post(&format!("instances/{instance_id}/operation"), &body)
+            .await
+            .map(|_| ())
+    }
+
+    /// How many ResetInstance calls the instance accepted (0 for an unknown instance).
+    pub async fn reimage_count(&self, instance_id: &str) -> Result<u32, AdminError> {
+        Ok(self
+            .instances()
+            .await?
+            .iter()
+            .find(|i| i.instance_id == instance_id)
+            .map_or(0, |i| i.reimage_count))
     }
 }

@@ -149,6 +149,7 @@ async fn serve(
         actions::handle(
             action,
             &Ctx {
+                action,
                 owner: &owner,
                 region,
                 language,

@@ -77,6 +77,19 @@ pub fn default_rate_limits() -> HashMap<String, u32> {
         ("TerminateInstances", 10),
         ("DescribeRegions", 20),
         ("DescribeZones", 20),
+        // Day-2 actions: 10 per second each (reference §6).
+        ("StartInstances", 10),
+        ("StopInstances", 10),
+        ("RebootInstances", 10),
+        ("ModifyInstancesAttribute", 10),
+        ("ModifyInstancesProject", 10),
+        ("ResetInstancesInternetMaxBandwidth", 10),
+        ("ResetInstancesType", 10),
+        ("ResetInstancesPassword", 10),
+        ("AssociateInstancesKeyPairs", 10),
+        ("DisassociateInstancesKeyPairs", 10),
+        ("ResizeInstanceDisks", 10),
+        ("ResetInstance", 10),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -180,6 +193,9 @@ pub struct Timing {
     pub public_ip_delay_seconds: f64,
     /// TERMINATING → gone from every answer.
     pub terminating_seconds: f64,
+    /// How long a modify action (Start, Stop, ModifyInstancesAttribute, ...) stays
+    /// `LatestOperationState` OPERATING before it takes effect.
+    pub operation_seconds: f64,
 }
 
 impl Default for Timing {
@@ -188,6 +204,7 @@ impl Default for Timing {
             pending_seconds: 2.0,
             public_ip_delay_seconds: 1.0,
             terminating_seconds: 2.0,
+            operation_seconds: 1.0,
         }
     }
 }
@@ -198,6 +215,7 @@ impl Timing {
             ("pendingSeconds", self.pending_seconds),
             ("publicIpDelaySeconds", self.public_ip_delay_seconds),
             ("terminatingSeconds", self.terminating_seconds),
+            ("operationSeconds", self.operation_seconds),
         ] {
             if !value.is_finite() || value < 0.0 {
                 return Err(format!("{name} must be a finite number >= 0"));

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod actions;
 pub mod admin;
 pub mod admin_client;
+pub mod admin_edits;
 pub mod api;
 pub mod auth;
 pub mod catalogue;

@@ -31,6 +31,7 @@ async fn lifecycle_follows_the_configured_timing() {
         pending_seconds: 0.6,
         public_ip_delay_seconds: 0.6,
         terminating_seconds: 0.6,
+        operation_seconds: 0.0,
     };
     let sim = start(config).await;
     let client = Client::new(&sim);
@@ -106,6 +107,7 @@ async fn pending_instances_cannot_be_terminated_and_no_bandwidth_means_no_public
             pending_seconds: 0.0,
             public_ip_delay_seconds: 0.0,
             terminating_seconds: 0.0,
+            operation_seconds: 0.0,
         })
         .await
         .unwrap();
@@ -432,6 +434,7 @@ async fn launch_failures_and_spot_reclaim() {
             pending_seconds: 0.0,
             public_ip_delay_seconds: 0.0,
             terminating_seconds: 0.5,
+            operation_seconds: 0.0,
         })
         .await
         .unwrap();
@@ -506,4 +509,215 @@ async fn admin_instances_list_the_contract_fields() {
     assert_eq!(bad.status(), 400);
     let body: Value = bad.json().await.unwrap();
     assert!(body["error"].is_string());
+}
+
+async fn rename(client: &Client, id: &str, name: &str) -> Value {
+    client
+        .call(
+            "ModifyInstancesAttribute",
+            json!({"InstanceIds": [id], "InstanceName": name}),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn operations_last_operation_seconds_one_at_a_time_and_can_be_held_or_failed() {
+    let mut config = fast_config();
+    config.timing.operation_seconds = 0.4;
+    let sim = start(config).await;
+    let client = Client::new(&sim);
+    let id = run(&client, json!({"InstanceName": "old"})).await.remove(0);
+    wait_for(&client, &id, Duration::from_secs(5), state_is("RUNNING")).await;
+
+    let started = Instant::now();
+    let first = rename(&client, &id, "new").await;
+    let operating = describe_one(&client, &id).await;
+    assert_eq!(operating["LatestOperationState"], "OPERATING");
+    assert_eq!(operating["LatestOperationRequestId"], first["RequestId"]);
+    assert_eq!(operating["InstanceName"], "old", "applied when it ends");
+    let second = rename(&client, &id, "other").await;
+    assert_eq!(
+        error_code(&second),
+        Some("OperationDenied.InstanceOperationInProgress")
+    );
+    let done = wait_for(&client, &id, Duration::from_secs(5), |i| {
+        i.is_some_and(|i| i["LatestOperationState"] == "SUCCESS")
+    })
+    .await
+    .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(350));
+    assert_eq!(done["InstanceName"], "new");
+
+    // A held operation outlasts operationSeconds, then ends when released.
+    let held = rename(&client, &id, "held").await;
+    sim.admin.hold_operation(&id).await.unwrap();
+    let deadline = Instant::now() + Duration::from_millis(900);
+    while Instant::now() < deadline {
+        let shown = describe_one(&client, &id).await;
+        assert_eq!(shown["LatestOperationState"], "OPERATING");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sim.admin.complete_operation(&id).await.unwrap();
+    let shown = describe_one(&client, &id).await;
+    assert_eq!(shown["LatestOperationState"], "SUCCESS");
+    assert_eq!(shown["LatestOperationRequestId"], held["RequestId"]);
+    assert_eq!(shown["InstanceName"], "held");
+
+    // A failed one changes nothing and says why.
+    let reboot = client
+        .call("RebootInstances", json!({"InstanceIds": [id]}))
+        .await;
+    assert!(error_code(&reboot).is_none(), "{reboot}");
+    assert_eq!(
+        describe_one(&client, &id).await["InstanceState"],
+        "REBOOTING"
+    );
+    sim.admin.fail_operation(&id, "host fault").await.unwrap();
+    let failed = describe_one(&client, &id).await;
+    assert_eq!(failed["LatestOperationState"], "FAILED");
+    assert_eq!(failed["LatestOperationErrorMsg"], "host fault");
+    assert_eq!(failed["InstanceState"], "RUNNING");
+    assert!(
+        sim.admin.complete_operation(&id).await.is_err(),
+        "nothing in progress"
+    );
+
+    // Someone else's operation (held without one of ours) blocks ours too.
+    sim.admin.hold_operation(&id).await.unwrap();
+    let blocked = rename(&client, &id, "blocked").await;
+    assert_eq!(
+        error_code(&blocked),
+        Some("OperationDenied.InstanceOperationInProgress")
+    );
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(counters.get("ModifyInstancesAttribute", "Success"), 2);
+    assert_eq!(
+        counters.get(
+            "ModifyInstancesAttribute",
+            "OperationDenied.InstanceOperationInProgress"
+        ),
+        2
+    );
+    assert_eq!(counters.get("RebootInstances", "Success"), 1);
+}
+
+#[tokio::test]
+async fn console_edits_and_pre_existing_instances() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let id = sim
+        .admin
+        .create_instance(
+            DEFAULT_SECRET_ID,
+            &json!({"InstanceName": "legacy", "SecurityGroupIds": ["sg-11111111"],
+                    "InternetAccessible": {"InternetMaxBandwidthOut": 5},
+                    "TagSpecification": [{"ResourceType": "instance",
+                                          "Tags": [{"Key": "team", "Value": "a"}]}]}),
+            false,
+        )
+        .await
+        .unwrap();
+    let shown = describe_one(&client, &id).await;
+    assert_eq!(shown["InstanceState"], "RUNNING", "{shown}");
+    assert_eq!(shown["InstanceName"], "legacy");
+    assert!(shown["PublicIpAddresses"][0].is_string(), "{shown}");
+    let foreign_launch = shown["LatestOperationRequestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let request_id = sim
+        .admin
+        .mutate(
+            &id,
+            &json!({"instanceName": "edited", "securityGroupIds": ["sg-22222222", "sg-11111111"],
+                    "state": "STOPPED"}),
+        )
+        .await
+        .unwrap()
+        .expect("a console edit leaves a request id");
+    assert_ne!(request_id, foreign_launch);
+    let edited = describe_one(&client, &id).await;
+    assert_eq!(edited["InstanceName"], "edited");
+    assert_eq!(
+        edited["SecurityGroupIds"],
+        json!(["sg-22222222", "sg-11111111"])
+    );
+    assert_eq!(edited["InstanceState"], "STOPPED");
+    assert_eq!(edited["LatestOperationRequestId"], request_id.as_str());
+    assert_eq!(edited["LatestOperationState"], "SUCCESS");
+
+    let tags_only = sim
+        .admin
+        .mutate(&id, &json!({"tags": [{"Key": "team", "Value": "b"}]}))
+        .await
+        .unwrap();
+    assert_eq!(tags_only, None, "tags change through the Tag service");
+    let found = client
+        .call(
+            "DescribeInstances",
+            json!({"Filters": [{"Name": "tag:team", "Values": ["b"]}]}),
+        )
+        .await;
+    assert_eq!(found["InstanceSet"][0]["InstanceId"], id.as_str());
+
+    let stopped = sim
+        .admin
+        .create_instance(DEFAULT_SECRET_ID, &json!({}), true)
+        .await
+        .unwrap();
+    let shown = describe_one(&client, &stopped).await;
+    assert_eq!(shown["InstanceState"], "STOPPED");
+    assert_eq!(shown["StopChargingMode"], "KEEP_CHARGING");
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(
+        counters.get("RunInstances", "Success"),
+        0,
+        "admin creations are not API calls"
+    );
+}
+
+#[tokio::test]
+async fn reimages_are_counted_and_take_effect_before_a_delayed_answer() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let id = run(&client, json!({})).await.remove(0);
+    wait_for(&client, &id, Duration::from_secs(5), state_is("RUNNING")).await;
+    let mut delay = fault("ResetInstance");
+    delay.response_delay_ms = Some(5_000);
+    delay.count = Some(1);
+    sim.admin.add_fault(&delay).await.unwrap();
+
+    let impatient = Client {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+        ..client.clone()
+    };
+    let lost = impatient
+        .send(
+            "ResetInstance",
+            json!({"InstanceId": id, "ImageId": "img-11111111",
+                   "LoginSettings": {"KeyIds": ["skey-11111111"]}}),
+            Tweaks::default(),
+        )
+        .await;
+    assert!(lost.is_err(), "the caller gave up before the answer");
+    assert_eq!(sim.admin.reimage_count(&id).await.unwrap(), 1);
+    let shown = wait_for(&client, &id, Duration::from_secs(5), |i| {
+        i.is_some_and(|i| i["LatestOperationState"] == "SUCCESS")
+    })
+    .await
+    .unwrap();
+    assert_eq!(shown["LatestOperation"], "ResetInstance");
+    assert_eq!(shown["ImageId"], "img-11111111");
+    assert_eq!(shown["LoginSettings"]["KeyIds"], json!(["skey-11111111"]));
+
+    // ResetInstance is not idempotent: a retry reinstalls again.
+    let again = client
+        .call("ResetInstance", json!({"InstanceId": id}))
+        .await;
+    assert!(error_code(&again).is_none(), "{again}");
+    assert_eq!(sim.admin.reimage_count(&id).await.unwrap(), 2);
 }

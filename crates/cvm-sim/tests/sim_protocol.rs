@@ -1,9 +1,10 @@
 //! cvm-sim over real HTTP: authentication, envelope, RunInstances validation and
-//! idempotency, DescribeInstances filters and paging, TerminateInstances errors.
+//! idempotency, DescribeInstances filters and paging, TerminateInstances errors, the day-2 actions and the Tag service's writes.
 
 mod sim_support;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sim_support::*;
@@ -766,4 +767,388 @@ async fn a_config_catalogue_replaces_the_public_one() {
         json!([{"Zone": "xx-test-1", "ZoneName": "Test zone 1", "ZoneId": "990001", "ZoneState": "AVAILABLE"}])
     );
     run(&client, json!({"Placement": {"Zone": "xx-test-1"}})).await;
+}
+
+/// Waits until the instance's latest operation is no longer OPERATING.
+async fn settled(client: &Client, id: &str) -> Value {
+    wait_for(client, id, Duration::from_secs(5), |i| {
+        i.is_some_and(|i| i["LatestOperationState"] != "OPERATING")
+    })
+    .await
+    .unwrap()
+}
+
+async fn running_instance(client: &Client, extra: Value) -> String {
+    let id = run(client, extra).await.remove(0);
+    wait_for(client, &id, Duration::from_secs(5), state_is("RUNNING")).await;
+    id
+}
+
+#[tokio::test]
+async fn day2_actions_validate_and_refuse_like_the_real_api() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let id = running_instance(&client, json!({})).await;
+    let ids = json!([id]);
+
+    let none = client
+        .call("ModifyInstancesAttribute", json!({"InstanceIds": ids}))
+        .await;
+    expect_error(&none, "MissingParameter");
+    let two = client
+        .call(
+            "ModifyInstancesAttribute",
+            json!({"InstanceIds": ids, "InstanceName": "a", "SecurityGroups": ["sg-11111111"]}),
+        )
+        .await;
+    expect_error(&two, "InvalidParameter");
+    let bad_group = client
+        .call(
+            "ModifyInstancesAttribute",
+            json!({"InstanceIds": ids, "SecurityGroups": ["sg-1"]}),
+        )
+        .await;
+    expect_error(&bad_group, "InvalidSgId.Malformed");
+
+    let groups = client
+        .call(
+            "ModifyInstancesAttribute",
+            json!({"InstanceIds": ids, "SecurityGroups": ["sg-22222222", "sg-11111111"]}),
+        )
+        .await;
+    assert!(error_code(&groups).is_none(), "{groups}");
+    let renamed = client
+        .call(
+            "ModifyInstancesAttribute",
+            json!({"InstanceIds": ids, "InstanceName": "renamed"}),
+        )
+        .await;
+    let shown = settled(&client, &id).await;
+    assert_eq!(shown["InstanceName"], "renamed");
+    assert_eq!(
+        shown["SecurityGroupIds"],
+        json!(["sg-22222222", "sg-11111111"])
+    );
+    assert_eq!(shown["LatestOperation"], "ModifyInstancesAttribute");
+    assert_eq!(shown["LatestOperationState"], "SUCCESS");
+    assert_eq!(shown["LatestOperationRequestId"], renamed["RequestId"]);
+
+    let two_ids = client
+        .call(
+            "ResetInstancesType",
+            json!({"InstanceIds": [id, "ins-00000000"], "InstanceType": "S5.LARGE8"}),
+        )
+        .await;
+    expect_error(&two_ids, "InvalidParameterValue.LimitExceeded");
+    let running = client
+        .call(
+            "ResetInstancesType",
+            json!({"InstanceIds": ids, "InstanceType": "S5.LARGE8"}),
+        )
+        .await;
+    expect_error(&running, "UnsupportedOperation.InstanceStateRunning");
+    let password = client
+        .call(
+            "ResetInstancesPassword",
+            json!({"InstanceIds": ids, "Password": "Qcloud@Test123"}),
+        )
+        .await;
+    expect_error(&password, "UnsupportedOperation.InstanceStateRunning");
+    let forced = client
+        .call(
+            "ResetInstancesType",
+            json!({"InstanceIds": ids, "InstanceType": "S5.LARGE8", "ForceStop": true}),
+        )
+        .await;
+    assert!(error_code(&forced).is_none(), "{forced}");
+    let shown = settled(&client, &id).await;
+    assert_eq!(
+        (&shown["InstanceType"], &shown["CPU"], &shown["Memory"]),
+        (&json!("S5.LARGE8"), &json!(4), &json!(8))
+    );
+    assert_eq!(shown["InstanceState"], "RUNNING");
+
+    let both = client
+        .call(
+            "StopInstances",
+            json!({"InstanceIds": ids, "ForceStop": true, "StopType": "HARD"}),
+        )
+        .await;
+    expect_error(&both, "InvalidParameterCombination");
+    let stop = client
+        .call("StopInstances", json!({"InstanceIds": ids}))
+        .await;
+    assert!(error_code(&stop).is_none(), "{stop}");
+    let stopped = settled(&client, &id).await;
+    assert_eq!(stopped["InstanceState"], "STOPPED");
+    assert_eq!(stopped["StopChargingMode"], "KEEP_CHARGING");
+    let again = client
+        .call("StopInstances", json!({"InstanceIds": ids}))
+        .await;
+    expect_error(&again, "UnsupportedOperation.InstanceStateStopped");
+
+    // A type change on a stopped instance starts it: it always ends RUNNING.
+    let offline = client
+        .call(
+            "ResetInstancesType",
+            json!({"InstanceIds": ids, "InstanceType": "S5.MEDIUM4"}),
+        )
+        .await;
+    assert!(error_code(&offline).is_none(), "{offline}");
+    let shown = settled(&client, &id).await;
+    assert_eq!(shown["InstanceState"], "RUNNING");
+    assert_eq!(shown["StopChargingMode"], "NOT_APPLICABLE");
+    let start = client
+        .call("StartInstances", json!({"InstanceIds": ids}))
+        .await;
+    expect_error(&start, "UnsupportedOperation.InstanceStateRunning");
+
+    let shrink = client
+        .call(
+            "ResizeInstanceDisks",
+            json!({"InstanceId": id, "SystemDisk": {"DiskSize": 20}, "ResizeOnline": true}),
+        )
+        .await;
+    expect_error(&shrink, "InvalidParameterValue");
+    let grow = client
+        .call(
+            "ResizeInstanceDisks",
+            json!({"InstanceId": id, "SystemDisk": {"DiskSize": 80}, "ResizeOnline": true}),
+        )
+        .await;
+    assert!(error_code(&grow).is_none(), "{grow}");
+    assert_eq!(settled(&client, &id).await["SystemDisk"]["DiskSize"], 80);
+
+    for (action, body, field, expected) in [
+        (
+            "ModifyInstancesProject",
+            json!({"InstanceIds": ids, "ProjectId": 7}),
+            "/Placement/ProjectId",
+            json!(7),
+        ),
+        (
+            "ResetInstancesInternetMaxBandwidth",
+            json!({"InstanceIds": ids, "InternetAccessible": {"InternetMaxBandwidthOut": 30}}),
+            "/InternetAccessible/InternetMaxBandwidthOut",
+            json!(30),
+        ),
+        (
+            "AssociateInstancesKeyPairs",
+            json!({"InstanceIds": ids, "KeyIds": ["skey-11111111", "skey-22222222"], "ForceStop": true}),
+            "/LoginSettings/KeyIds",
+            json!(["skey-11111111", "skey-22222222"]),
+        ),
+        (
+            "DisassociateInstancesKeyPairs",
+            json!({"InstanceIds": ids, "KeyIds": ["skey-11111111"], "ForceStop": true}),
+            "/LoginSettings/KeyIds",
+            json!(["skey-22222222"]),
+        ),
+    ] {
+        let answer = client.call(action, body).await;
+        assert!(error_code(&answer).is_none(), "{action}: {answer}");
+        let shown = settled(&client, &id).await;
+        assert_eq!(shown.pointer(field), Some(&expected), "{action}: {shown}");
+        assert_eq!(shown["LatestOperation"], action);
+    }
+    let missing = client
+        .call("RebootInstances", json!({"InstanceIds": ["ins-00000000"]}))
+        .await;
+    expect_error(&missing, "InvalidInstanceId.NotFound");
+}
+
+#[tokio::test]
+async fn stop_charging_releases_the_public_ip_and_only_start_works_meanwhile() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let id = running_instance(
+        &client,
+        json!({"InternetAccessible": {"InternetMaxBandwidthOut": 10}}),
+    )
+    .await;
+    let ids = json!([id]);
+    let before = wait_for(&client, &id, Duration::from_secs(5), |i| {
+        i.is_some_and(|i| i["PublicIpAddresses"].is_array())
+    })
+    .await
+    .unwrap()["PublicIpAddresses"][0]
+        .clone();
+
+    let stop = client
+        .call(
+            "StopInstances",
+            json!({"InstanceIds": ids, "StopType": "SOFT_FIRST", "StoppedMode": "STOP_CHARGING"}),
+        )
+        .await;
+    assert!(error_code(&stop).is_none(), "{stop}");
+    let stopped = settled(&client, &id).await;
+    assert_eq!(stopped["InstanceState"], "STOPPED");
+    assert_eq!(stopped["StopChargingMode"], "STOP_CHARGING");
+    assert_eq!(stopped["PublicIpAddresses"], Value::Null);
+
+    for (action, body) in [
+        (
+            "ModifyInstancesAttribute",
+            json!({"InstanceIds": ids, "InstanceName": "x"}),
+        ),
+        (
+            "ResetInstancesType",
+            json!({"InstanceIds": ids, "InstanceType": "S5.LARGE8"}),
+        ),
+        ("ResetInstance", json!({"InstanceId": id})),
+        (
+            "ResetInstancesInternetMaxBandwidth",
+            json!({"InstanceIds": ids, "InternetAccessible": {"InternetMaxBandwidthOut": 1}}),
+        ),
+        ("StopInstances", json!({"InstanceIds": ids})),
+    ] {
+        let refused = client.call(action, body).await;
+        expect_error(&refused, "UnsupportedOperation.StoppedModeStopCharging");
+    }
+
+    // Its CPU and memory were given back: without stock it cannot start.
+    sim.admin
+        .set_capacity(ZONE, "S5.MEDIUM2", Some(0))
+        .await
+        .unwrap();
+    let no_stock = client
+        .call("StartInstances", json!({"InstanceIds": ids}))
+        .await;
+    expect_error(&no_stock, "ResourceInsufficient.SpecifiedInstanceType");
+    sim.admin
+        .set_capacity(ZONE, "S5.MEDIUM2", None)
+        .await
+        .unwrap();
+    let start = client
+        .call("StartInstances", json!({"InstanceIds": ids}))
+        .await;
+    assert!(error_code(&start).is_none(), "{start}");
+    let running = settled(&client, &id).await;
+    assert_eq!(running["InstanceState"], "RUNNING");
+    assert_eq!(running["StopChargingMode"], "NOT_APPLICABLE");
+    let after = running["PublicIpAddresses"][0].clone();
+    assert!(after.is_string(), "a public IP again: {running}");
+    assert_ne!(after, before, "a new public IP after STOP_CHARGING");
+
+    let spot = running_instance(
+        &client,
+        json!({"InstanceChargeType": "SPOTPAID",
+               "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {"MaxPrice": "1"}}}),
+    )
+    .await;
+    let refused = client
+        .call(
+            "StopInstances",
+            json!({"InstanceIds": [spot], "StoppedMode": "STOP_CHARGING"}),
+        )
+        .await;
+    expect_error(&refused, "UnsupportedOperation.InstanceChargeType");
+}
+
+#[tokio::test]
+async fn tag_service_writes_show_in_describe_instances_and_its_filters() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let id = running_instance(&client, json!({})).await;
+    let resource = format!("qcs::cvm:{REGION}:uin/:instance/{id}");
+
+    let set = call_tag(
+        &client,
+        "ModifyResourceTags",
+        json!({"Resource": resource, "ReplaceTags": [
+            {"TagKey": "env", "TagValue": "prod"}, {"TagKey": "team", "TagValue": "a"}]}),
+    )
+    .await;
+    assert!(error_code(&set).is_none(), "{set}");
+    let tagged = call_tag(
+        &client,
+        "TagResources",
+        json!({"ResourceList": [format!("qcs::cvm:{REGION}:uin/100012345678:instance/{id}")],
+               "Tags": [{"TagKey": "owner", "TagValue": "ns/web"}]}),
+    )
+    .await;
+    assert!(error_code(&tagged).is_none(), "{tagged}");
+    let untagged = call_tag(
+        &client,
+        "UnTagResources",
+        json!({"ResourceList": [resource], "TagKeys": ["team"]}),
+    )
+    .await;
+    assert!(error_code(&untagged).is_none(), "{untagged}");
+
+    let shown = describe_one(&client, &id).await;
+    let mut tags: Vec<(String, String)> = shown["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["Key"].as_str().unwrap().to_string(),
+                t["Value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    tags.sort();
+    assert_eq!(
+        tags,
+        vec![
+            ("env".to_string(), "prod".to_string()),
+            ("owner".to_string(), "ns/web".to_string())
+        ]
+    );
+    let found = client
+        .call(
+            "DescribeInstances",
+            json!({"Filters": [{"Name": "tag:owner", "Values": ["ns/web"]}]}),
+        )
+        .await;
+    assert_eq!(found["TotalCount"], 1, "{found}");
+    let gone = client
+        .call(
+            "DescribeInstances",
+            json!({"Filters": [{"Name": "tag:team", "Values": ["a"]}]}),
+        )
+        .await;
+    assert_eq!(gone["TotalCount"], 0, "{gone}");
+    let read = call_tag(
+        &client,
+        "DescribeResourceTagsByResourceIds",
+        json!({"ServiceType": "cvm", "ResourcePrefix": "instance",
+               "ResourceRegion": REGION, "ResourceIds": [id]}),
+    )
+    .await;
+    assert_eq!(read["TotalCount"], 2, "{read}");
+
+    for (body, code) in [
+        (
+            json!({"Resource": resource, "ReplaceTags": [{"TagKey": "qcloud:x", "TagValue": "v"}]}),
+            "InvalidParameter.ReservedTagKey",
+        ),
+        (
+            json!({"Resource": format!("cvm:{REGION}:instance/{id}"), "DeleteTags": [{"TagKey": "env"}]}),
+            "InvalidParameterValue.ResourceDescriptionError",
+        ),
+        (
+            json!({"Resource": resource, "ReplaceTags": (0..11)
+                .map(|i| json!({"TagKey": format!("k{i}"), "TagValue": "v"}))
+                .collect::<Vec<_>>()}),
+            "LimitExceeded.TagNumPerRequest",
+        ),
+        (
+            json!({"Resource": resource,
+                   "ReplaceTags": [{"TagKey": "env", "TagValue": "x"}],
+                   "DeleteTags": [{"TagKey": "env"}]}),
+            "InvalidParameterValue.DeleteTagsParamError",
+        ),
+        (json!({"Resource": resource}), "MissingParameter"),
+    ] {
+        expect_error(&call_tag(&client, "ModifyResourceTags", body).await, code);
+    }
+    let too_many = call_tag(
+        &client,
+        "UnTagResources",
+        json!({"ResourceList": vec![resource.clone(); 11], "TagKeys": ["env"]}),
+    )
+    .await;
+    expect_error(&too_many, "LimitExceeded.ResourceNumPerRequest");
 }

@@ -37,6 +37,11 @@ async fn official_python_sdk_works_against_the_simulator() {
         "describe ok",
         "client token ok",
         "wrong key refused AuthFailure.SignatureFailure",
+        "modify attribute ok",
+        "stop ok",
+        "reset type ok",
+        "start ok",
+        "tags ok",
     ] {
         assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
     }
@@ -47,6 +52,26 @@ async fn official_python_sdk_works_against_the_simulator() {
     assert_eq!(counters.get("DescribeZones", "UnsupportedRegion"), 1);
     assert_eq!(
         counters.get("DescribeInstances", "AuthFailure.SignatureFailure"),
+        1
+    );
+    for (action, calls) in [
+        ("ModifyInstancesAttribute", 1),
+        ("StopInstances", 2),
+        ("ResetInstancesType", 1),
+        ("StartInstances", 1),
+        ("ModifyResourceTags", 1),
+        ("TagResources", 1),
+        ("UnTagResources", 1),
+        ("DescribeResourceTagsByResourceIds", 1),
+    ] {
+        assert_eq!(counters.get(action, "Success"), calls, "{action}");
+    }
+    assert_eq!(
+        counters.get("ModifyInstancesAttribute", "InvalidParameter"),
+        1
+    );
+    assert_eq!(
+        counters.get("ModifyResourceTags", "InvalidParameter.ReservedTagKey"),
         1
     );
     assert_eq!(sim.admin.instances().await.unwrap().len(), 2);

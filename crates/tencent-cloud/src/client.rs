@@ -293,6 +293,23 @@ impl ApiCore {
     {
         self.call_in_turn(action, request, idempotency, Turn::Take)
             .await
+            .map(|(response, _)| response)
+    }
+
+    /// As [`Self::call`], with the RequestId of the answer: modify actions are confirmed by
+    /// matching it with the instance's `LatestOperationRequestId`.
+    pub(super) async fn call_for_request_id<Req, Resp>(
+        &self,
+        action: &'static str,
+        request: &Req,
+        idempotency: Idempotency,
+    ) -> Result<(Resp, String), CloudError>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
+        self.call_in_turn(action, request, idempotency, Turn::Take)
+            .await
     }
 
     /// Waits for `action`'s turn under its rate limit.
@@ -311,7 +328,7 @@ impl ApiCore {
         request: &Req,
         idempotency: Idempotency,
         turn: Turn,
-    ) -> Result<Resp, CloudError>
+    ) -> Result<(Resp, String), CloudError>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -345,7 +362,7 @@ impl ApiCore {
                 observer.api_call(action, outcome, elapsed);
             }
             let error = match result {
-                Ok((response, _)) => return Ok(response),
+                Ok(answer) => return Ok(answer),
                 Err(e) => e,
             };
             let class = error.class();
@@ -443,7 +460,7 @@ impl ApiCore {
         let request = TerminateInstancesRequest {
             instance_ids: ids.to_vec(),
         };
-        let _: EmptyResponse = self
+        let _: (EmptyResponse, String) = self
             .call_in_turn(TERMINATE_INSTANCES, &request, Idempotency::Safe, turn)
             .await?;
         Ok(())
@@ -558,7 +575,7 @@ fn blames_one_id(error: &CloudError) -> bool {
 
 /// The CVM API client for one (credentials, region). Get it from [`super::ClientPool`].
 pub struct CvmClient {
-    core: Arc<ApiCore>,
+    pub(super) core: Arc<ApiCore>,
     describe_batcher: Option<Batcher<String, Instance>>,
     terminate_batchers: Option<TerminateBatchers>,
     tag_batcher: Option<Batcher<(String, String), Vec<Instance>>>,

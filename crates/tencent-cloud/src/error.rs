@@ -190,6 +190,8 @@ pub fn classify_code(code: &str) -> ErrorClass {
         | "FailedOperation.SecurityGroupActionFailed"
         | "MutexOperation.TaskRunning"
         | "OperationDenied.InstanceOperationInProgress"
+        // The Tag service is still applying an earlier change to the resource.
+        | "FailedOperation.ResourceTagProcessing"
         | "ResourceUnavailable"
         | "ServiceUnavailable"
         | "InternalServerError" => return Transient,
@@ -208,6 +210,18 @@ pub fn classify_code(code: &str) -> ErrorClass {
         "IpInBlacklist" | "IpNotInWhitelist" => return Credentials,
         "InvalidInstanceId.NotFound" => return NotFound,
         "InvalidInstanceState" => return InstanceState,
+        // Day-2 refusals that no wait fixes: the instance was stopped without charging (start
+        // it first), it is running and the call needed ForceStop or a stop window, or the
+        // change crosses instance families. The transitional states stay InstanceState.
+        "UnsupportedOperation.StoppedModeStopCharging"
+        | "UnsupportedOperation.StoppedModeStopChargingSameFamily"
+        | "UnsupportedOperation.InstanceStateRunning"
+        | "UnsupportedOperation.HeterogeneousChangeInstanceFamily"
+        | "UnsupportedOperation.UnsupportedChangeInstanceFamily"
+        | "UnsupportedOperation.LocalDataDiskChangeInstanceFamily"
+        | "UnsupportedOperation.InstanceOsWindows"
+        | "InvalidParameter.ReservedTagKey"
+        | "InvalidParameterValue.ResourceDescriptionError" => return InvalidSpec,
         // Termination protection stays until a person lifts it.
         "UnsupportedOperation.InstancesProtected" => return InvalidSpec,
         "FailedOperation.IllegalTagKey"
@@ -269,6 +283,33 @@ pub fn classify_code(code: &str) -> ErrorClass {
 mod tests {
     use super::*;
     use ErrorClass::*;
+
+    #[test]
+    fn day2_codes_wait_or_need_a_person() {
+        for code in [
+            "OperationDenied.InstanceOperationInProgress",
+            "MutexOperation.TaskRunning",
+            "FailedOperation.ResourceTagProcessing",
+        ] {
+            assert!(classify_code(code).is_retryable(), "{code}");
+        }
+        for code in [
+            "UnsupportedOperation.InstanceStateStarting",
+            "UnsupportedOperation.InstanceStateStopping",
+            "UnsupportedOperation.InstanceStateRebooting",
+        ] {
+            assert_eq!(classify_code(code), InstanceState, "{code}");
+        }
+        for code in [
+            "UnsupportedOperation.StoppedModeStopCharging",
+            "UnsupportedOperation.InstanceStateRunning",
+            "UnsupportedOperation.UnsupportedChangeInstanceFamily",
+            "UnsupportedOperation.HeterogeneousChangeInstanceFamily",
+            "InvalidParameter.ReservedTagKey",
+        ] {
+            assert!(classify_code(code).needs_person(), "{code}");
+        }
+    }
 
     /// Every code named in reference §5.2, with the class the table gives it.
     const REFERENCE_TABLE: &[(&str, ErrorClass)] = &[

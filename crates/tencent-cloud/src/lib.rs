@@ -4,6 +4,7 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod modify;
 pub mod pool;
 pub mod ratelimit;
 pub mod service;

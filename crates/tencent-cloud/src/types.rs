@@ -296,6 +296,24 @@ pub struct Instance {
     pub isolated_source: Option<String>,
     #[serde(default)]
     pub uuid: Option<String>,
+    /// `KEEP_CHARGING` or `STOP_CHARGING` while stopped, `NOT_APPLICABLE` otherwise.
+    #[serde(default)]
+    pub stop_charging_mode: Option<String>,
+    #[serde(default)]
+    pub system_disk: Option<SystemDisk>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub data_disks: Vec<DataDisk>,
+    /// Only the key IDs: the API never returns a password.
+    #[serde(default)]
+    pub login_settings: Option<ObservedLoginSettings>,
+}
+
+/// `LoginSettings` as DescribeInstances shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ObservedLoginSettings {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub key_ids: Vec<String>,
 }
 
 impl Instance {
@@ -503,6 +521,9 @@ mod tests {
         assert!(instance.tags.is_empty());
         assert_eq!(instance.placement.unwrap().zone, "ap-guangzhou-3");
         assert_eq!(instance.latest_operation_error_msg.as_deref(), Some(""));
+        assert_eq!(instance.stop_charging_mode, None, "absent in old answers");
+        assert!(instance.data_disks.is_empty());
+        assert_eq!(instance.login_settings, None);
         assert_eq!(
             instance.created_time.as_deref(),
             Some("2020-09-22T00:00:00+00:00")
@@ -525,6 +546,42 @@ mod tests {
         assert_eq!(resp.instance_set[0].tag("cvm-operator.io/uid"), Some("u1"));
         assert_eq!(resp.instance_set[0].tag("other"), None);
         assert_eq!(resp.instance_set[0].public_ip_addresses, vec!["43.1.2.3"]);
+    }
+
+    #[test]
+    fn day2_fields_are_read() {
+        let instance: Instance = serde_json::from_value(json!({
+            "InstanceId": "ins-1", "InstanceState": "STOPPED",
+            "StopChargingMode": "STOP_CHARGING",
+            "Placement": {"Zone": "ap-guangzhou-3", "ProjectId": 7},
+            "SecurityGroupIds": ["sg-2", "sg-1"],
+            "InternetAccessible": {"InternetChargeType": "TRAFFIC_POSTPAID_BY_HOUR",
+                                   "InternetMaxBandwidthOut": 20},
+            "SystemDisk": {"DiskType": "CLOUD_PREMIUM", "DiskId": "disk-1", "DiskSize": 60},
+            "DataDisks": [{"DiskType": "CLOUD_SSD", "DiskId": "disk-2", "DiskSize": 200}],
+            "LoginSettings": {"Password": null, "KeyIds": ["skey-1"], "KeepImageLogin": null},
+            "LatestOperation": "StopInstances", "LatestOperationState": "SUCCESS",
+            "LatestOperationRequestId": "r-1"
+        }))
+        .unwrap();
+        assert_eq!(
+            instance.stop_charging_mode.as_deref(),
+            Some("STOP_CHARGING")
+        );
+        assert_eq!(instance.placement.unwrap().project_id, Some(7));
+        assert_eq!(instance.security_group_ids, vec!["sg-2", "sg-1"]);
+        assert_eq!(
+            instance
+                .internet_accessible
+                .unwrap()
+                .internet_max_bandwidth_out,
+            Some(20)
+        );
+        assert_eq!(instance.system_disk.unwrap().disk_size, Some(60));
+        assert_eq!(instance.data_disks[0].disk_size, 200);
+        assert_eq!(instance.data_disks[0].disk_id.as_deref(), Some("disk-2"));
+        assert_eq!(instance.login_settings.unwrap().key_ids, vec!["skey-1"]);
+        assert_eq!(instance.latest_operation_request_id.as_deref(), Some("r-1"));
     }
 
     #[test]

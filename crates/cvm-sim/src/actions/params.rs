@@ -22,6 +22,12 @@ pub fn reject_unknown(params: &Value, known: &[&str]) -> ApiResult<()> {
     }
 }
 
+/// `reject_unknown`, then `parse`: the start of most actions.
+pub fn parse_known<T: DeserializeOwned>(params: Value, known: &[&str]) -> ApiResult<T> {
+    reject_unknown(&params, known)?;
+    parse(params)
+}
+
 pub fn parse<T: DeserializeOwned>(params: Value) -> ApiResult<T> {
     serde_json::from_value(params).map_err(|e| {
         ApiError::invalid_parameter(format!("A parameter has the wrong type or shape: {e}."))

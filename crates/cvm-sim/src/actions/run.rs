@@ -166,7 +166,7 @@ struct Internet {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Login {
+pub(super) struct Login {
     password: Option<String>,
     key_ids: Option<Vec<String>>,
     keep_image_login: Option<String>,
@@ -247,6 +247,7 @@ struct Plan {
     hpc_cluster_id: String,
     disable_api_termination: bool,
     client_token: Option<String>,
+    user_data: Option<String>,
 }
 
 pub fn handle(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Vec<u8>> {
@@ -419,21 +420,7 @@ fn validate(ctx: &Ctx<'_>, state: &SimState, r: Request) -> ApiResult<Plan> {
     let tags = tags(r.tag_specification.unwrap_or_default())?;
 
     if let Some(data) = &r.user_data {
-        if data.len() > MAX_USER_DATA_BYTES {
-            return Err(ApiError::new(
-                "InvalidParameterValue.TooLarge",
-                "`UserData` is larger than 16 KB.",
-            ));
-        }
-        if base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .is_err()
-        {
-            return Err(ApiError::new(
-                "InvalidParameterValue.InvalidUserDataFormat",
-                "Incorrect UserData format. Use the Base64-encoded format.",
-            ));
-        }
+        check_user_data(data)?;
     }
     let disaster_recover_group_ids = r.disaster_recover_group_ids.unwrap_or_default();
     if disaster_recover_group_ids.len() > 1 {
@@ -478,6 +465,7 @@ fn validate(ctx: &Ctx<'_>, state: &SimState, r: Request) -> ApiResult<Plan> {
         hpc_cluster_id: r.hpc_cluster_id.unwrap_or_default(),
         disable_api_termination: r.disable_api_termination.unwrap_or(false),
         client_token: r.client_token.filter(|t| !t.is_empty()),
+        user_data: r.user_data,
     })
 }
 
@@ -711,7 +699,7 @@ fn internet(internet: Option<Internet>) -> ApiResult<(Option<String>, i64, bool)
     Ok((charge_type, bandwidth, wants_public_ip))
 }
 
-fn login(login: Option<Login>) -> ApiResult<Vec<String>> {
+pub(super) fn login(login: Option<Login>) -> ApiResult<Vec<String>> {
     let Some(login) = login else {
         return Ok(Vec::new());
     };
@@ -751,8 +739,28 @@ fn login(login: Option<Login>) -> ApiResult<Vec<String>> {
     Ok(key_ids)
 }
 
+/// `UserData`: base64, at most 16 KB; shared with the actions that change or reinstall it.
+pub(super) fn check_user_data(data: &str) -> ApiResult<()> {
+    if data.len() > MAX_USER_DATA_BYTES {
+        return Err(ApiError::new(
+            "InvalidParameterValue.TooLarge",
+            "`UserData` is larger than 16 KB.",
+        ));
+    }
+    if base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .is_err()
+    {
+        return Err(ApiError::new(
+            "InvalidParameterValue.InvalidUserDataFormat",
+            "Incorrect UserData format. Use the Base64-encoded format.",
+        ));
+    }
+    Ok(())
+}
+
 /// 8–30 characters from at least two of lowercase, uppercase, digits and the symbol set.
-fn is_valid_linux_password(password: &str) -> bool {
+pub(super) fn is_valid_linux_password(password: &str) -> bool {
     const SYMBOLS: &str = "()`~!@#$%^&*-+=|{}[]:;',.?/";
     let len = password.chars().count();
     if !(8..=30).contains(&len) {
@@ -812,7 +820,7 @@ fn tags(specs: Vec<TagSpecification>) -> ApiResult<Vec<Tag>> {
     Ok(out)
 }
 
-fn check_tag(key: &str, value: &str) -> ApiResult<()> {
+pub(super) fn check_tag(key: &str, value: &str) -> ApiResult<()> {
     let allowed = |c: char| c.is_alphanumeric() || " +-=._:/@()[]（）".contains(c);
     let lower = key.to_ascii_lowercase();
     if RESERVED_TAG_PREFIXES.iter().any(|p| lower.starts_with(p)) {
@@ -1037,6 +1045,10 @@ fn launch(ctx: &Ctx<'_>, state: &mut SimState, plan: &Plan, count: u32) -> Vec<S
             disaster_recover_group_ids: plan.disaster_recover_group_ids.clone(),
             hpc_cluster_id: plan.hpc_cluster_id.clone(),
             frozen,
+            stopped_mode: None,
+            operation: None,
+            reimage_count: 0,
+            user_data: plan.user_data.clone(),
         };
         state.launch(instance, ctx.now);
         ids.push(id);

@@ -3,13 +3,19 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use super::operation::Operation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceState {
     Pending,
     Running,
     LaunchFailed,
+    Starting,
+    Stopping,
+    Stopped,
+    Rebooting,
     Terminating,
 }
 
@@ -19,7 +25,25 @@ impl InstanceState {
             Self::Pending => "PENDING",
             Self::Running => "RUNNING",
             Self::LaunchFailed => "LAUNCH_FAILED",
+            Self::Starting => "STARTING",
+            Self::Stopping => "STOPPING",
+            Self::Stopped => "STOPPED",
+            Self::Rebooting => "REBOOTING",
             Self::Terminating => "TERMINATING",
+        }
+    }
+
+    /// The state as the suffix of its refusal code, `UnsupportedOperation.InstanceState<…>`.
+    pub fn code_suffix(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::LaunchFailed => "LaunchFailed",
+            Self::Starting => "Starting",
+            Self::Stopping => "Stopping",
+            Self::Stopped => "Stopped",
+            Self::Rebooting => "Rebooting",
+            Self::Terminating => "Terminating",
         }
     }
 }
@@ -57,7 +81,7 @@ pub struct Disk {
     pub encrypt: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Tag {
     pub key: String,
@@ -111,6 +135,48 @@ pub struct Instance {
     pub hpc_cluster_id: String,
     /// Balance frozen for this instance, returned when it is gone.
     pub frozen: f64,
+    /// How it was stopped, while STOPPED (StopInstances' StoppedMode).
+    pub stopped_mode: Option<StoppedMode>,
+    /// The asynchronous operation in progress (LatestOperationState OPERATING).
+    pub operation: Option<Operation>,
+    /// ResetInstance calls accepted for this instance, so tests can assert "exactly once".
+    pub reimage_count: u32,
+    /// Base64 user data, as set at launch or by ModifyInstancesAttribute.
+    pub user_data: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoppedMode {
+    KeepCharging,
+    /// Compute released and the public IP given back; only StartInstances works meanwhile.
+    StopCharging,
+}
+
+impl StoppedMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeepCharging => "KEEP_CHARGING",
+            Self::StopCharging => "STOP_CHARGING",
+        }
+    }
+}
+
+impl Instance {
+    /// `StopChargingMode` of DescribeInstances: the mode while stopped, else NOT_APPLICABLE.
+    pub fn stop_charging_mode(&self) -> &'static str {
+        match (self.state, self.stopped_mode) {
+            (InstanceState::Stopped, Some(mode)) => mode.as_str(),
+            _ => "NOT_APPLICABLE",
+        }
+    }
+
+    pub fn is_stopped_without_charging(&self) -> bool {
+        self.state == InstanceState::Stopped && self.stopped_mode == Some(StoppedMode::StopCharging)
+    }
+
+    pub fn is_operating(&self) -> bool {
+        self.latest_operation_state.as_deref() == Some("OPERATING")
+    }
 }
 
 /// The `Instance` object of DescribeInstances, with `null` where the real API gives null.
@@ -256,7 +322,7 @@ impl Instance {
             },
             instance_state: self.state.as_str(),
             tags: &self.tags,
-            stop_charging_mode: "NOT_APPLICABLE",
+            stop_charging_mode: self.stop_charging_mode(),
             uuid: &self.uuid,
             latest_operation: self.latest_operation.as_deref(),
             latest_operation_state: self.latest_operation_state.as_deref(),
@@ -297,6 +363,14 @@ impl Instance {
             client_token: self.client_token.as_deref(),
             secret_id: &self.owner,
             latest_operation_error_msg: self.latest_operation_error_msg.as_deref(),
+            instance_name: &self.name,
+            security_group_ids: &self.security_group_ids,
+            image_id: &self.image_id,
+            stop_charging_mode: self.stop_charging_mode(),
+            latest_operation: self.latest_operation.as_deref(),
+            latest_operation_state: self.latest_operation_state.as_deref(),
+            latest_operation_request_id: self.latest_operation_request_id.as_deref(),
+            reimage_count: self.reimage_count,
         }
     }
 }
@@ -316,4 +390,12 @@ pub struct AdminInstance<'a> {
     pub client_token: Option<&'a str>,
     pub secret_id: &'a str,
     pub latest_operation_error_msg: Option<&'a str>,
+    pub instance_name: &'a str,
+    pub security_group_ids: &'a [String],
+    pub image_id: &'a str,
+    pub stop_charging_mode: &'static str,
+    pub latest_operation: Option<&'a str>,
+    pub latest_operation_state: Option<&'a str>,
+    pub latest_operation_request_id: Option<&'a str>,
+    pub reimage_count: u32,
 }

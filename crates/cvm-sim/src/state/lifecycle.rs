@@ -12,6 +12,8 @@ pub enum Event {
     AssignPublicIp,
     /// TERMINATING → gone.
     Disappear,
+    /// The end of the asynchronous operation with this number (see `operation.rs`).
+    FinishOperation(u64),
 }
 
 #[derive(Debug, PartialEq, Eq)]

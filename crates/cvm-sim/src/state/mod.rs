@@ -4,9 +4,11 @@
 pub mod instance;
 pub mod lifecycle;
 pub mod network;
+pub mod operation;
 pub mod store;
 
 use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::accounts::{AccountState, Capacity, accounts_from_config};
@@ -36,6 +38,11 @@ pub struct SimState {
     pub timing: Timing,
     /// The regions and zones served; fixed at start-up.
     pub catalogue: Catalogue,
+    /// Numbers operations so a stale scheduled end is told from the current one.
+    next_operation: u64,
+    /// Public IPs given back by a STOP_CHARGING stop, returned to the pool at the next start
+    /// (so that start gets a different address).
+    released_public_ips: Vec<Ipv4Addr>,
 }
 
 pub fn seconds(value: f64) -> Duration {
@@ -60,6 +67,8 @@ impl SimState {
                 .regions
                 .clone()
                 .map_or_else(Catalogue::default, Catalogue::from_specs),
+            next_operation: 0,
+            released_public_ips: Vec::new(),
         }
     }
 
@@ -70,6 +79,7 @@ impl SimState {
                 Event::FinishLaunch => self.finish_launch(&id, due_at),
                 Event::AssignPublicIp => self.assign_public_ip(&id),
                 Event::Disappear => self.disappear(&id),
+                Event::FinishOperation(seq) => self.finish_operation(&id, seq),
             }
         }
     }
@@ -101,6 +111,7 @@ impl SimState {
             return;
         }
         instance.state = InstanceState::Terminating;
+        instance.operation = None;
         instance.latest_operation = Some("TerminateInstances".into());
         instance.latest_operation_state = Some("OPERATING".into());
         instance.latest_operation_request_id = request_id.map(str::to_string);

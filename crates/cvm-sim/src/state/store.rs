@@ -65,6 +65,15 @@ impl InstanceStore {
         Some(instance)
     }
 
+    /// Replaces an instance's tags and keeps the tag index in step, so tag filters of
+    /// DescribeInstances see the change at once.
+    pub fn set_tags(&mut self, id: &str, tags: Vec<super::instance::Tag>) {
+        if let Some(mut instance) = self.remove(id) {
+            instance.tags = tags;
+            self.insert(instance);
+        }
+    }
+
     pub fn get(&self, id: &str) -> Option<&Instance> {
         self.by_id.get(id)
     }

@@ -1,11 +1,14 @@
 """Drives cvm-sim with the official Tencent Cloud Python SDK.
 
 Usage: python sdk_check.py <endpoint host:port> <secret id> <secret key>
-Exits 0 when every check passes; prints one line per check.
+Exits 0 when every check passes; prints one line per check. Covers the CVM actions the
+operator creates and observes with, the day-2 actions (ModifyInstancesAttribute,
+StopInstances, ResetInstancesType, StartInstances) and the Tag service's writes and read.
 """
 
 import json
 import sys
+import time
 import warnings
 
 from tencentcloud.common import credential
@@ -15,19 +18,143 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.cvm.v20170312 import cvm_client, models
+from tencentcloud.tag.v20180813 import models as tag_models
+from tencentcloud.tag.v20180813 import tag_client
 
 REGION = "ap-guangzhou"
 
 
-def client(endpoint, secret_id, secret_key, region=REGION, language="zh-CN"):
+def profile(endpoint, language="zh-CN"):
     # The constructor calls the scheme `protocol`; it sets `scheme` from it.
     http = HttpProfile(protocol="http", endpoint=endpoint, reqMethod="POST")
     assert http.scheme == "http"
+    return ClientProfile(httpProfile=http, language=language)
+
+
+def client(endpoint, secret_id, secret_key, region=REGION, language="zh-CN"):
     return cvm_client.CvmClient(
         credential.Credential(secret_id, secret_key),
         region,
-        ClientProfile(httpProfile=http, language=language),
+        profile(endpoint, language),
     )
+
+
+def request(model, fields):
+    req = model()
+    req.from_json_string(json.dumps(fields))
+    return req
+
+
+def describe_one(good, instance_id):
+    # Unknown fields would warn: the day-2 fields must have the SDK's names and shapes.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return good.DescribeInstances(
+            request(models.DescribeInstancesRequest, {"InstanceIds": [instance_id]})
+        ).InstanceSet[0]
+
+
+def wait_settled(good, instance_id, request_id):
+    """Describes until the instance's latest operation is `request_id` and has ended."""
+    for _ in range(200):
+        instance = describe_one(good, instance_id)
+        if (
+            instance.LatestOperationRequestId == request_id
+            and instance.LatestOperationState != "OPERATING"
+        ):
+            assert instance.LatestOperationState == "SUCCESS", instance.to_json_string()
+            return instance
+        time.sleep(0.05)
+    raise AssertionError("operation %s did not end" % request_id)
+
+
+def check_day2(endpoint, secret_id, secret_key, instance_id):
+    good = client(endpoint, secret_id, secret_key)
+    ids = {"InstanceIds": [instance_id]}
+
+    renamed = good.ModifyInstancesAttribute(
+        request(models.ModifyInstancesAttributeRequest, dict(ids, InstanceName="sdk-renamed"))
+    )
+    assert wait_settled(good, instance_id, renamed.RequestId).InstanceName == "sdk-renamed"
+    try:
+        good.ModifyInstancesAttribute(
+            request(
+                models.ModifyInstancesAttributeRequest,
+                dict(ids, InstanceName="x", SecurityGroups=["sg-11111111"]),
+            )
+        )
+    except TencentCloudSDKException as e:
+        assert e.get_code() == "InvalidParameter", e.get_code()
+    else:
+        raise AssertionError("two attributes in one call were accepted")
+    print("modify attribute ok")
+
+    stopped = good.StopInstances(
+        request(models.StopInstancesRequest, dict(ids, StopType="SOFT", StoppedMode="KEEP_CHARGING"))
+    )
+    instance = wait_settled(good, instance_id, stopped.RequestId)
+    assert (instance.InstanceState, instance.StopChargingMode) == ("STOPPED", "KEEP_CHARGING")
+    print("stop ok")
+
+    resized = good.ResetInstancesType(
+        request(models.ResetInstancesTypeRequest, dict(ids, InstanceType="S5.LARGE8"))
+    )
+    instance = wait_settled(good, instance_id, resized.RequestId)
+    assert (instance.InstanceType, instance.InstanceState) == ("S5.LARGE8", "RUNNING")
+    print("reset type ok")
+
+    stopped = good.StopInstances(request(models.StopInstancesRequest, ids))
+    assert wait_settled(good, instance_id, stopped.RequestId).InstanceState == "STOPPED"
+    started = good.StartInstances(request(models.StartInstancesRequest, ids))
+    assert wait_settled(good, instance_id, started.RequestId).InstanceState == "RUNNING"
+    print("start ok")
+
+    tags = tag_client.TagClient(
+        credential.Credential(secret_id, secret_key), REGION, profile(endpoint)
+    )
+    resource = "qcs::cvm:%s:uin/:instance/%s" % (REGION, instance_id)
+    tags.ModifyResourceTags(
+        request(
+            tag_models.ModifyResourceTagsRequest,
+            {"Resource": resource, "ReplaceTags": [{"TagKey": "env", "TagValue": "prod"}]},
+        )
+    )
+    tags.TagResources(
+        request(
+            tag_models.TagResourcesRequest,
+            {"ResourceList": [resource], "Tags": [{"TagKey": "tier", "TagValue": "web"}]},
+        )
+    )
+    tags.UnTagResources(
+        request(tag_models.UnTagResourcesRequest, {"ResourceList": [resource], "TagKeys": ["origin"]})
+    )
+    read = tags.DescribeResourceTagsByResourceIds(
+        request(
+            tag_models.DescribeResourceTagsByResourceIdsRequest,
+            {
+                "ServiceType": "cvm",
+                "ResourcePrefix": "instance",
+                "ResourceRegion": REGION,
+                "ResourceIds": [instance_id],
+            },
+        )
+    )
+    pairs = sorted((t.TagKey, t.TagValue) for t in read.Tags)
+    assert pairs == [("env", "prod"), ("tier", "web")], pairs
+    shown = sorted((t.Key, t.Value) for t in describe_one(good, instance_id).Tags)
+    assert shown == pairs, shown
+    try:
+        tags.ModifyResourceTags(
+            request(
+                tag_models.ModifyResourceTagsRequest,
+                {"Resource": resource, "ReplaceTags": [{"TagKey": "qcloud:x", "TagValue": "v"}]},
+            )
+        )
+    except TencentCloudSDKException as e:
+        assert e.get_code() == "InvalidParameter.ReservedTagKey", e.get_code()
+    else:
+        raise AssertionError("a reserved tag key was accepted")
+    print("tags ok", pairs)
 
 
 def check_regions_and_zones(endpoint, secret_id, secret_key):
@@ -116,6 +243,8 @@ def main():
         print("wrong key refused", e.get_code())
     else:
         raise AssertionError("a wrong key was accepted")
+
+    check_day2(endpoint, secret_id, secret_key, ids[0])
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ pub fn fast_config() -> SimConfig {
     config.timing.pending_seconds = 0.0;
     config.timing.public_ip_delay_seconds = 0.0;
     config.timing.terminating_seconds = 0.0;
+    config.timing.operation_seconds = 0.0;
     for limit in config.rate_limits.values_mut() {
         *limit = 0;
     }
@@ -75,6 +76,8 @@ pub struct Tweaks {
     pub body_after_signing: Option<Vec<u8>>,
     /// `X-TC-Language`, unsigned like the SDKs send it.
     pub language: Option<&'static str>,
+    /// Sign for this service instead of `cvm` (the version follows unless set).
+    pub service: Option<tencent_cloud::service::Service>,
 }
 
 #[derive(Clone)]
@@ -155,6 +158,7 @@ impl Client {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        let service = tweaks.service.unwrap_or(tencent_cloud::service::CVM);
         let signature = sign(
             tweaks.sign_with_key.as_deref().unwrap_or(&self.secret_key),
             &SigningInput {
@@ -163,13 +167,13 @@ impl Client {
                 headers: &pairs,
                 payload: &payload,
                 timestamp,
-                service: "cvm",
+                service: service.name,
             },
         );
         let version = tweaks
             .version
             .clone()
-            .unwrap_or_else(|| "2017-03-12".into());
+            .unwrap_or_else(|| service.version.into());
         let mut headers = vec![
             ("Content-Type", "application/json".to_string()),
             ("X-TC-Action", action.to_string()),
@@ -178,7 +182,7 @@ impl Client {
             ("X-TC-Region", self.region.clone()),
             (
                 "Authorization",
-                signature.authorization(&self.secret_id, "cvm"),
+                signature.authorization(&self.secret_id, service.name),
             ),
         ];
         if let Some(token) = tweaks.token.clone().or_else(|| self.token.clone()) {
@@ -196,6 +200,15 @@ impl Client {
         let body = tweaks.body_after_signing.unwrap_or(payload);
         request.body(body).send().await
     }
+}
+
+/// Calls an action of the Tag service (signed for `tag`, version 2018-08-13).
+pub async fn call_tag(client: &Client, action: &str, body: Value) -> Value {
+    let tweaks = Tweaks {
+        service: Some(tencent_cloud::service::TAG),
+        ..Tweaks::default()
+    };
+    client.call_with(action, body, tweaks).await
 }
 
 pub fn error_code(response: &Value) -> Option<&str> {
@@ -242,6 +255,11 @@ pub async fn describe_ids(client: &Client, ids: &[String]) -> Value {
             json!({"InstanceIds": ids, "Limit": 100}),
         )
         .await
+}
+
+/// The one instance `id` as DescribeInstances shows it (`null` when it does not exist).
+pub async fn describe_one(client: &Client, id: &str) -> Value {
+    describe_ids(client, &[id.to_string()]).await["InstanceSet"][0].clone()
 }
 
 /// Polls DescribeInstances until `check` accepts the instance (or it is gone, when
