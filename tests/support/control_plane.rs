@@ -31,6 +31,7 @@ pub struct ControlPlane {
     apiserver: ManagedProcess,
     /// Started once kube-apiserver is ready; `None` only until then.
     controller_manager: Option<ManagedProcess>,
+    controller_manager_url: String,
     pub(super) startup_time: Duration,
     controller_manager_startup_time: Duration,
 }
@@ -136,6 +137,7 @@ impl ControlPlane {
             etcd,
             apiserver,
             controller_manager: None,
+            controller_manager_url: format!("https://127.0.0.1:{controller_manager_port}"),
             startup_time: Duration::ZERO,
             controller_manager_startup_time: Duration::ZERO,
         };
@@ -206,11 +208,31 @@ impl ControlPlane {
             )
         })?;
         // /healthz is always allowed, so no credentials are needed.
-        let healthz = format!("https://127.0.0.1:{port}/healthz");
+        let healthz = format!("{}/healthz", self.controller_manager_url);
         let process: &ManagedProcess = self.controller_manager.insert(process);
         wait_until_healthy(&[(process, &healthz)], self.ca.cert_pem(), deadline)?;
         self.controller_manager_startup_time = started.elapsed();
         Ok(())
+    }
+
+    /// Whether kube-controller-manager's garbage collector has observed the object `uid`
+    /// through its watch. It learns of new resource types (a CRD) only on its periodic
+    /// discovery, every 30 s, and acts on ownerReferences and deletions only of objects it
+    /// has observed, so a test of its behaviour waits for this first.
+    pub async fn garbage_collector_has_observed(&self, uid: &str) -> bool {
+        let http = https_client(self.ca.cert_pem()).expect("HTTP client");
+        let url = format!(
+            "{}{}?uid={uid}",
+            self.controller_manager_url,
+            controller_manager::graph_path()
+        );
+        match http.get(&url).send().await {
+            Ok(response) if response.status().is_success() => {
+                let dot = response.text().await.unwrap_or_default();
+                controller_manager::graph_has_observed(&dot, uid)
+            }
+            _ => false,
+        }
     }
 
     pub fn admin_kubeconfig(&self) -> &Path {
@@ -367,14 +389,7 @@ fn wait_until_healthy(
     ca_pem: &str,
     deadline: Instant,
 ) -> Result<(), String> {
-    super::install_crypto_provider();
-    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
-        .map_err(|e| format!("CA certificate: {e}"))?;
-    let http = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
+    let http = https_client(ca_pem)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -385,6 +400,19 @@ fn wait_until_healthy(
         }
         Ok(())
     })
+}
+
+/// An HTTPS client that trusts only the test CA (every control plane component serves with
+/// a certificate it signed).
+fn https_client(ca_pem: &str) -> Result<reqwest::Client, String> {
+    super::install_crypto_provider();
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
+        .map_err(|e| format!("CA certificate: {e}"))?;
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
 }
 
 async fn poll_until_ok(

@@ -12,17 +12,24 @@ use std::process::Command;
 /// ClusterRole of the same name, which lets it read everything but not delete.
 pub const USER: &str = "system:kube-controller-manager";
 
-/// The controllers the tests need, and nothing that would create objects nobody asked for:
-/// - `garbagecollector`: ownerReferences, background and foreground deletion.
-/// - `namespace`: deleting a namespace deletes its contents, then the namespace.
-/// - `serviceaccount`: every namespace gets its `default` ServiceAccount, as in any cluster.
-///   It is one informer and one create per namespace.
+/// The controllers the tests need (by their names since 1.33; the old short ones are
+/// aliases), and nothing that would create objects nobody asked for:
+/// - `garbage-collector-controller`: ownerReferences, background and foreground deletion.
+/// - `namespace-controller`: deleting a namespace deletes its contents, then the namespace.
+/// - `serviceaccount-controller`: every namespace gets its `default` ServiceAccount, as in
+///   any cluster. It is one informer and one create per namespace.
 ///
-/// Left out: `serviceaccount-token` (legacy token Secrets; the tests get tokens from the
-/// TokenRequest API or use client certificates), and the workload controllers (deployment,
-/// replicaset, job, ...): without a scheduler or kubelet, the Pods they would make from
-/// deploy/'s Deployment could never run and would only add load.
-pub const CONTROLLERS: &[&str] = &["garbagecollector", "namespace", "serviceaccount"];
+/// Left out: `serviceaccount-token-controller` (legacy token Secrets; the tests get tokens
+/// from the TokenRequest API or use client certificates), and the workload controllers
+/// (deployment, replicaset, job, ...): without a scheduler or kubelet, the Pods they would
+/// make from deploy/'s Deployment could never run and would only add load.
+pub const CONTROLLERS: &[&str] = &[
+    GARBAGE_COLLECTOR,
+    "namespace-controller",
+    "serviceaccount-controller",
+];
+
+const GARBAGE_COLLECTOR: &str = "garbage-collector-controller";
 
 /// The ClusterRoles each controller gets in a real cluster, where kube-controller-manager
 /// runs every controller as its own ServiceAccount (`--use-service-account-credentials`).
@@ -72,6 +79,29 @@ pub fn command(bin_dir: &Path, files: &Files<'_>, secure_port: u16) -> Command {
         // as kube-apiserver's.
         format!("--tls-cert-file={}", files.serving_cert.display()),
         format!("--tls-private-key-file={}", files.serving_key.display()),
+        // No authorization webhook is configured, so only these paths answer; the
+        // garbage collector's graph tells tests when it has seen an object.
+        format!(
+            "--authorization-always-allow-paths=/healthz,{}",
+            graph_path()
+        ),
     ]);
     command
+}
+
+/// The garbage collector's dependency graph in DOT, for `?uid=` and that object's owners
+/// (kube-controller-manager mounts it under the controller's name).
+pub fn graph_path() -> String {
+    format!("/debug/controllers/{GARBAGE_COLLECTOR}/graph")
+}
+
+/// Whether the garbage collector's graph (as served at `graph_path()`) holds the object `uid`
+/// as observed through its watch, not only as a "virtual" owner some dependent named. Only
+/// then does it act on that object's deletion and on its ownerReferences.
+pub fn graph_has_observed(dot: &str, uid: &str) -> bool {
+    // Each vertex is `  "<uid>" [` followed by `key="value"` lines and `  ];`.
+    let opening = format!("\"{uid}\" [");
+    dot.split_once(&opening)
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .is_some_and(|(attributes, _)| attributes.contains("virtual=\"false\""))
 }
