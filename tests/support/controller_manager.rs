@@ -12,8 +12,9 @@ use std::process::Command;
 /// ClusterRole of the same name, which lets it read everything but not delete.
 pub const USER: &str = "system:kube-controller-manager";
 
-/// The controllers the tests need (by their names since 1.33; the old short ones are
-/// aliases), and nothing that would create objects nobody asked for:
+/// The controllers the tests need, by their canonical names (`garbagecollector` and the
+/// like are aliases; the debug graph is mounted under the canonical name), and nothing that
+/// would create objects nobody asked for:
 /// - `garbage-collector-controller`: ownerReferences, background and foreground deletion.
 /// - `namespace-controller`: deleting a namespace deletes its contents, then the namespace.
 /// - `serviceaccount-controller`: every namespace gets its `default` ServiceAccount, as in
@@ -71,7 +72,7 @@ pub fn command(bin_dir: &Path, files: &Files<'_>, secure_port: u16) -> Command {
         format!("--kubeconfig={}", files.kubeconfig.display()),
         format!("--controllers={}", CONTROLLERS.join(",")),
         "--use-service-account-credentials=false".to_string(),
-        // One instance per test binary: nothing to elect, and no Lease writes every 2 s.
+        // One instance per test binary: nothing to elect, and no Lease to keep renewing.
         "--leader-elect=false".to_string(),
         "--bind-address=127.0.0.1".to_string(),
         format!("--secure-port={secure_port}"),
