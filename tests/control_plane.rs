@@ -6,10 +6,10 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -70,6 +70,71 @@ async fn namespaces_are_created_unique_and_active() {
         .expect("get");
     let phase = namespace.status.and_then(|status| status.phase);
     assert_eq!(phase.as_deref(), Some("Active"));
+}
+
+/// kube-controller-manager at work: a namespace gets its `default` ServiceAccount, a
+/// ConfigMap whose owner is deleted is collected, and a deleted namespace goes away.
+#[tokio::test]
+async fn controller_manager_collects_garbage_and_deletes_namespaces() {
+    let control_plane = support::control_plane();
+    let client = control_plane.admin_client().await;
+    let namespace = support::new_namespace(&client, "controller-manager").await;
+
+    let service_accounts = Api::<ServiceAccount>::namespaced(client.clone(), &namespace);
+    support::wait_for("the default ServiceAccount", WAIT, || async {
+        service_accounts.get_opt("default").await.ok()?
+    })
+    .await;
+
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
+    let owner = config_maps
+        .create(
+            &PostParams::default(),
+            &from_json(json!({"metadata": {"name": "owner"}})),
+        )
+        .await
+        .expect("create owner");
+    let dependent: ConfigMap = from_json(
+        json!({"metadata": {"name": "dependent", "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid,
+        }]}}),
+    );
+    config_maps
+        .create(&PostParams::default(), &dependent)
+        .await
+        .expect("create dependent");
+    config_maps
+        .delete("owner", &DeleteParams::background())
+        .await
+        .expect("delete owner");
+    support::wait_for(
+        "the garbage collector to delete the dependent",
+        WAIT,
+        || async {
+            config_maps
+                .get_opt("dependent")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+
+    let namespaces = Api::<Namespace>::all(client);
+    namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    support::wait_for("the namespace to be gone", WAIT, || async {
+        namespaces
+            .get_opt(&namespace)
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

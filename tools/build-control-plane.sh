@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes control plane the tests run against: kube-apiserver and kubectl
-# from k8s.io/kubernetes, etcd from go.etcd.io/etcd/server/v3, all from the Go modules
-# pinned in tools/control-plane/*/go.mod (no Docker, no downloaded release binaries).
+# Builds the Kubernetes control plane the tests run against: kube-apiserver,
+# kube-controller-manager and kubectl from k8s.io/kubernetes, etcd from
+# go.etcd.io/etcd/server/v3, all from the Go modules pinned in tools/control-plane/*/go.mod
+# (no Docker, no downloaded release binaries).
 #
 # The binaries go to a cache folder keyed by the versions and a hash of the go.mod/go.sum
 # files, so a second run is a no-op. The last line printed is always the bin directory:
@@ -45,13 +46,21 @@ if ! flock -n 9; then
 	flock 9
 fi
 
-if [[ -x $bin/kube-apiserver && -x $bin/kubectl && -x $bin/etcd ]]; then
+kubernetes_commands=(kube-apiserver kube-controller-manager kubectl)
+all_built() {
+	local binary
+	for binary in "${kubernetes_commands[@]}" etcd; do
+		[[ -x $bin/$binary ]] || return 1
+	done
+}
+
+if all_built; then
 	log "using cached control plane in $bin"
 	echo "$bin"
 	exit 0
 fi
 
-log "building kubernetes $kubernetes_version (kube-apiserver, kubectl) and etcd $etcd_version"
+log "building kubernetes $kubernetes_version (${kubernetes_commands[*]}) and etcd $etcd_version"
 log "with $(go version); the first build takes many minutes, later runs reuse $dest"
 started=$SECONDS
 staging="$dest/bin.partial"
@@ -70,7 +79,7 @@ done
 
 (
 	cd "$modules/kubernetes"
-	for cmd in kube-apiserver kubectl; do
+	for cmd in "${kubernetes_commands[@]}"; do
 		log "go build k8s.io/kubernetes/cmd/$cmd"
 		go build -trimpath -ldflags "$ldflags" -o "$staging/$cmd" "k8s.io/kubernetes/cmd/$cmd"
 	done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts everything locally for a person to try cvm-operator: a real kube-apiserver + etcd,
-# the cvm-sim Tencent Cloud simulator and the operator, with crds/ and examples/ applied.
+# Starts everything locally for a person to try cvm-operator: a real kube-apiserver + etcd +
+# kube-controller-manager (garbage collector, namespace and ServiceAccount controllers), the
+# cvm-sim Tencent Cloud simulator and the operator, with crds/ and examples/ applied.
 # Prints the `export KUBECONFIG=...` line, then runs until Ctrl-C and tears it all down.
 #
 #   tools/dev-up.sh                    # everything
@@ -98,19 +99,21 @@ mkdir -p "$pki"
 	openssl req "${ec[@]}" -subj /O=system:masters/CN=admin -keyout admin.key -out admin.csr
 	printf 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n' >client.ext
 	openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile client.ext -out admin.crt
+	openssl req "${ec[@]}" -subj /CN=system:kube-controller-manager -keyout controller-manager.key -out controller-manager.csr
+	openssl x509 -req -in controller-manager.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile client.ext -out controller-manager.crt
 	openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt -out sa.key
 	openssl ec -in sa.key -pubout -out sa.pub
 ) 2>"$work/openssl.log" || fail_with_log openssl "generating certificates failed"
 
-read -r etcd_port etcd_peer_port apiserver_port < <(python3 -c '
+read -r etcd_port etcd_peer_port apiserver_port controller_manager_port < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 etcd_url=http://127.0.0.1:$etcd_port
 server=https://127.0.0.1:$apiserver_port
 
-# --- etcd and kube-apiserver (same flags as the test harness in tests/support) ---
+# --- etcd, kube-apiserver, kube-controller-manager (same flags as the harness in tests/support) ---
 start etcd "$bin/etcd" --name=default --data-dir="$work/etcd-data" \
 	--listen-client-urls="$etcd_url" --advertise-client-urls="$etcd_url" \
 	--listen-peer-urls="http://127.0.0.1:$etcd_peer_port" \
@@ -136,6 +139,30 @@ kubectl=("$bin/kubectl")
 "${kubectl[@]}" config set-context dev --cluster=dev --user=admin >/dev/null
 "${kubectl[@]}" config use-context dev >/dev/null
 "${kubectl[@]}" get --raw /readyz >/dev/null
+
+# With --use-service-account-credentials=false every controller acts as this one user, whose
+# default ClusterRole may not delete: it gets the roles each controller has in a cluster.
+for role in generic-garbage-collector namespace-controller service-account-controller; do
+	"${kubectl[@]}" create clusterrolebinding "dev:$role" --clusterrole="system:controller:$role" \
+		--user=system:kube-controller-manager >/dev/null
+done
+controller_manager_kubeconfig=$work/controller-manager.kubeconfig
+KUBECONFIG=$controller_manager_kubeconfig "${kubectl[@]}" config set-cluster dev --server="$server" \
+	--certificate-authority="$pki/ca.crt" --embed-certs >/dev/null
+KUBECONFIG=$controller_manager_kubeconfig "${kubectl[@]}" config set-credentials controller-manager \
+	--client-certificate="$pki/controller-manager.crt" --client-key="$pki/controller-manager.key" \
+	--embed-certs >/dev/null
+KUBECONFIG=$controller_manager_kubeconfig "${kubectl[@]}" config set-context dev --cluster=dev \
+	--user=controller-manager >/dev/null
+KUBECONFIG=$controller_manager_kubeconfig "${kubectl[@]}" config use-context dev >/dev/null
+start kube-controller-manager "$bin/kube-controller-manager" \
+	--kubeconfig="$controller_manager_kubeconfig" \
+	--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller \
+	--use-service-account-credentials=false --leader-elect=false \
+	--bind-address=127.0.0.1 --secure-port="$controller_manager_port" \
+	--cert-dir="$work/controller-manager-certs"
+# Its serving certificate is self-signed (in --cert-dir); /healthz needs no credentials.
+wait_until kube-controller-manager 60 curl -fsSk "https://127.0.0.1:$controller_manager_port/healthz"
 log "control plane ready at $server"
 
 if ! $control_plane_only; then

@@ -80,6 +80,19 @@ impl Sim {
             .collect()
     }
 
+    /// At least `at_least` TerminateInstances calls succeeded, and none was refused.
+    pub async fn assert_terminations_succeeded(&self, at_least: u64) {
+        let terminations = self.outcomes("TerminateInstances").await;
+        assert!(
+            terminations.get("Success").copied().unwrap_or(0) >= at_least,
+            "fewer than {at_least} successful TerminateInstances: {terminations:?}"
+        );
+        assert!(
+            terminations.keys().all(|outcome| outcome == "Success"),
+            "refused TerminateInstances calls: {terminations:?}"
+        );
+    }
+
     pub async fn calls(&self, action: &str) -> u64 {
         self.outcomes(action).await.values().sum()
     }

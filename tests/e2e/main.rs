@@ -11,6 +11,7 @@ mod failures;
 mod gitops;
 mod lifecycle;
 mod operations;
+mod ownership;
 mod recovery;
 mod secrets;
 mod validation;

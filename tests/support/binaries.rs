@@ -1,11 +1,12 @@
-//! Where the test tools come from: the control plane (etcd, kube-apiserver, kubectl) and
-//! gitops-health, each built from Go modules by a script in tools/ that caches its output.
+//! Where the test tools come from: the control plane (etcd, kube-apiserver,
+//! kube-controller-manager, kubectl) and gitops-health, each built from Go modules by a
+//! script in tools/ that caches its output.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// Points at a directory holding `etcd`, `kube-apiserver` and `kubectl`; tools/test.sh
-/// sets it so test binaries skip even the cache check.
+/// Points at a directory holding `etcd`, `kube-apiserver`, `kube-controller-manager` and
+/// `kubectl`; tools/test.sh sets it so test binaries skip even the cache check.
 pub const BIN_DIR_ENV: &str = "CVM_OPERATOR_CONTROL_PLANE_BIN";
 
 /// Points at the gitops-health binary; tools/test.sh sets it.
@@ -18,7 +19,12 @@ pub fn bin_dir() -> Result<PathBuf, String> {
         Some(dir) => PathBuf::from(dir),
         None => build_with_script("tools/build-control-plane.sh")?,
     };
-    for binary in ["etcd", "kube-apiserver", "kubectl"] {
+    for binary in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kubectl",
+    ] {
         if !dir.join(binary).is_file() {
             return Err(format!("{} has no {binary}", dir.display()));
         }

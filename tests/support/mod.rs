@@ -1,4 +1,4 @@
-//! Test harness: a real etcd + kube-apiserver for integration tests.
+//! Test harness: a real etcd + kube-apiserver + kube-controller-manager for integration tests.
 //!
 //! ```ignore
 //! mod support;
@@ -15,11 +15,15 @@
 //! One control plane serves the whole test binary: it starts on first use and stops when
 //! the binary exits (also on a crash: the children get SIGKILL through PR_SET_PDEATHSIG).
 //! Tests isolate themselves with a namespace each. Any panic in a test binary that started
-//! the control plane prints the tails of etcd's and kube-apiserver's logs.
+//! the control plane prints the tails of its processes' logs.
+//!
+//! kube-controller-manager runs the garbage collector and the namespace controller, so
+//! ownerReferences are acted on and deleted namespaces go away, as in a real cluster.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod binaries;
 mod control_plane;
+mod controller_manager;
 mod pki;
 pub mod process;
 pub mod tools;
@@ -40,7 +44,7 @@ const WORK_DIR_PREFIX: &str = "cvm-operator-cp-";
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 
 /// The control plane of this test binary, started on first call.
-/// Panics, with both processes' logs, if it cannot start.
+/// Panics, with the processes' logs, if it cannot start.
 pub fn control_plane() -> &'static ControlPlane {
     let started = CONTROL_PLANE.get_or_init(|| {
         // Startup blocks on its own small runtime; a separate thread keeps that legal when
@@ -55,8 +59,12 @@ pub fn control_plane() -> &'static ControlPlane {
         .unwrap_or_else(|_| Err("control plane startup panicked".to_string()));
         if let Ok(control_plane) = &result {
             eprintln!(
-                "control plane ready in {:.1}s at {} (binaries: {})",
+                "control plane ready in {:.1}s ({:.1}s of it kube-controller-manager) at {} \
+                 (binaries: {})",
                 control_plane.startup_time.as_secs_f64(),
+                control_plane
+                    .controller_manager_startup_time()
+                    .as_secs_f64(),
                 control_plane.server_url(),
                 control_plane.bin_dir().display()
             );
@@ -72,7 +80,8 @@ pub fn control_plane() -> &'static ControlPlane {
 }
 
 /// Creates a namespace named after `prefix`, unique within this control plane, and
-/// returns its name. Namespaces are never deleted: no controller would finalize them.
+/// returns its name. Namespaces are not deleted after tests: the control plane's
+/// directory is thrown away, and deleting them would only add load.
 pub async fn new_namespace(client: &kube::Client, prefix: &str) -> String {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Api, ObjectMeta, PostParams};

@@ -31,7 +31,8 @@ write_fresh_module "$kube" cvm-operator.invalid/control-plane/kubernetes
 (
 	cd "$kube"
 	go mod edit -go=1.26.0 -require="k8s.io/kubernetes@v$KUBERNETES_VERSION" \
-		-tool=k8s.io/kubernetes/cmd/kube-apiserver -tool=k8s.io/kubernetes/cmd/kubectl
+		-tool=k8s.io/kubernetes/cmd/kube-apiserver -tool=k8s.io/kubernetes/cmd/kube-controller-manager \
+		-tool=k8s.io/kubernetes/cmd/kubectl
 	go mod edit -json "$upstream_go_mod" | python3 -c '
 import json, sys
 upstream = json.load(sys.stdin)
