@@ -397,6 +397,8 @@ async fn updates_follow_the_mutability_table() {
 #[tokio::test]
 async fn instance_id_and_stopped_mode_rules() {
     let env = TestEnv::without_operator("adoption", sim_config(), false).await;
+    // The example is valid (apply_file panics on a refusal).
+    env.apply_file(&format!("{REPO}/examples/day2-update.yaml"));
     let adopted = with_spec("  instanceId: ins-abcd1234\n  managementPolicy: ObserveOnly\n");
     let out = env.apply_yaml(&adopted);
     assert!(
