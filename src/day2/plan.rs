@@ -333,7 +333,9 @@ fn decide(input: &PlanInput, actionable: &[Field], d: &mut Decision) {
     }
     // Power state last, and not while a stop window still has work to do in it.
     if actionable.contains(&Field::PowerState) {
-        let window_open = o.is_stopped() && !restart_fields.is_empty();
+        // Stopped without charging, those changes wait for the start instead.
+        let window_open =
+            o.is_stopped() && !o.stopped_without_charging() && !restart_fields.is_empty();
         match spec.power_state {
             PowerState::Running if !window_open => d.choose(Field::PowerState, Change::Start),
             PowerState::Stopped => d.choose(

@@ -485,6 +485,20 @@ fn stopped_without_charging_only_tags_apply_and_a_released_ip_is_not_drift() {
 }
 
 #[test]
+fn starting_a_stopped_without_charging_instance_comes_before_its_restart_class_changes() {
+    let plan = World::new()
+        .policy(json!({"powerState": "Stopped", "stoppedMode": "StopCharging"}))
+        .instance(stopped_without_charging)
+        .edit(json!({"powerState": "Running", "stoppedMode": "KeepCharging", "instanceType": "S5.LARGE8"}))
+        .plan();
+    assert_eq!(plan.change, Some(Change::Start));
+    assert_eq!(
+        reasons(&plan),
+        pending("instanceType", "StoppedWithoutCharging")
+    );
+}
+
+#[test]
 fn a_stopped_mode_change_on_a_stopped_instance_is_reported_not_forced() {
     let plan = World::new()
         .instance(stopped)
