@@ -36,10 +36,12 @@ impl Field {
         Field::SecurityGroupIds,
         Field::Bandwidth,
         Field::DiskSizes,
-        Field::InstanceType,
+        // The type change last in the stop window: Tencent starts the instance again after
+        // ResetInstancesType, so anything after it would need a second stop.
         Field::KeyIds,
         Field::Password,
         Field::HostName,
+        Field::InstanceType,
         Field::ImageId,
         Field::PowerState,
     ];

@@ -17,4 +17,7 @@ mod plan_table;
 pub use contest::{CONTEST_LIMIT, CONTEST_WINDOW};
 pub use diff::Field;
 pub use observed::Observed;
-pub use plan::{Change, Plan, PlanInput, PlannedCondition, plan};
+pub use plan::{
+    Change, Plan, PlanInput, PlannedCondition, REIMAGE_REQUIRED, REPLACE_REQUIRED,
+    RESTART_REQUIRED, plan,
+};

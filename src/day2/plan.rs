@@ -211,7 +211,8 @@ fn is_drift(field: Field, input: &PlanInput) -> bool {
     }
     let status = input.status;
     let changed_behind_us = status.observed.as_ref().is_some_and(|last| {
-        field.observed_value(last) != field.observed_value(input.observed) && !ours(field, status)
+        field.observed_value(last) != field.observed_value(input.observed)
+            && !ours(field, status, input.observed)
     });
     let spec_unchanged = status.observed_generation == Some(input.generation);
     let known = status
@@ -221,16 +222,20 @@ fn is_drift(field: Field, input: &PlanInput) -> bool {
     changed_behind_us || (known && spec_unchanged)
 }
 
-/// Whether the last recorded call was the operator's own change of `field`. Stops, starts and
-/// type changes also move the power state.
-fn ours(field: Field, status: &CvmInstanceStatus) -> bool {
+/// Whether the instance's latest operation is the operator's own recorded change of `field`
+/// (matched by RequestId, so a later console edit of the same field is not taken for ours).
+/// Stops, starts and type changes also move the power state.
+fn ours(field: Field, status: &CvmInstanceStatus, observed: &Observed) -> bool {
     status.operation.as_ref().is_some_and(|op| {
-        op.field == field.name()
-            || (field == Field::PowerState
-                && matches!(
-                    op.action.as_str(),
-                    "StopInstances" | "StartInstances" | "ResetInstancesType" | "ResetInstance"
-                ))
+        let latest_is_ours = op.request_id.is_some()
+            && op.request_id.as_deref() == observed.latest_operation_request_id.as_deref();
+        latest_is_ours
+            && (op.field == field.name()
+                || (field == Field::PowerState
+                    && matches!(
+                        op.action.as_str(),
+                        "StopInstances" | "StartInstances" | "ResetInstancesType" | "ResetInstance"
+                    )))
     })
 }
 

@@ -391,9 +391,11 @@ fn restart_class_changes_share_one_stop_window() {
         calls.push(change.action());
         world = match change {
             Change::Stop { .. } => world.instance(stopped),
-            Change::ResetType { .. } => {
-                world.instance(|o| o.instance_type = Some("S5.LARGE8".into()))
-            }
+            // Tencent starts the instance again after a type change.
+            Change::ResetType { .. } => world.instance(|o| {
+                o.instance_type = Some("S5.LARGE8".into());
+                o.instance_state = Some("RUNNING".into());
+            }),
             Change::SetKeys { .. } => world.instance(|o| o.key_ids = vec!["skey-bbbbbbbb".into()]),
             Change::ResetPassword => world.stored(|s| s.password_hash = Some("digest-2".into())),
             Change::Start => world.instance(|o| o.instance_state = Some("RUNNING".into())),
@@ -404,10 +406,9 @@ fn restart_class_changes_share_one_stop_window() {
         calls,
         [
             "StopInstances",
-            "ResetInstancesType",
             "AssociateInstancesKeyPairs",
             "ResetInstancesPassword",
-            "StartInstances"
+            "ResetInstancesType"
         ]
     );
 }

@@ -228,6 +228,19 @@ impl FakeCloud {
                 instance_id: id.clone(),
                 instance_charge_type: request.instance_charge_type.clone(),
                 instance_type: request.instance_type.clone(),
+                instance_name: request.instance_name.clone(),
+                image_id: Some(request.image_id.clone()),
+                placement: Some(request.placement.clone()),
+                security_group_ids: request.security_group_ids.clone(),
+                internet_accessible: request.internet_accessible.clone(),
+                system_disk: request.system_disk.clone(),
+                data_disks: request.data_disks.clone(),
+                login_settings: request
+                    .login_settings
+                    .as_ref()
+                    .map(|l| ObservedLoginSettings {
+                        key_ids: l.key_ids.clone(),
+                    }),
                 private_ip_addresses: vec![format!("10.0.0.{}", state.launched % 250 + 2)],
                 tags: request
                     .tag_specification
@@ -304,6 +317,15 @@ impl FakeCloud {
     /// call are not counted).
     pub fn changes_of(&self, action: &str) -> usize {
         self.calls_of(&format!("{action}:accepted"))
+    }
+
+    /// A change made outside the operator (the console): it shows in DescribeInstances with
+    /// someone else's request as the latest operation.
+    pub fn console_edit(&self, id: &str, edit: impl FnOnce(&mut Instance)) {
+        let mut state = self.lock();
+        let instance = state.instances.get_mut(id).expect("a known instance");
+        edit(&mut instance.described);
+        instance.described.latest_operation_request_id = Some("console-edit".into());
     }
 
     fn change(&self, id: &str, change: &Modification) -> Result<Option<String>, CloudError> {
