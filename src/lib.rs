@@ -2,6 +2,7 @@
 pub mod api;
 pub mod cloud;
 pub mod controller;
+pub mod day2;
 pub mod http;
 pub mod leader;
 pub mod metrics;

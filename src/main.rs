@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use prometheus_client::registry::Registry;
 use tracing::{error, info, warn};
 
+use cvm_operator::cloud::TencentClouds;
 use cvm_operator::controller::{self, Context, Settings, events::EventPublisher, sweep::Sweeper};
 use cvm_operator::http;
 use cvm_operator::leader::{LeaderElector, LeaseSettings, default_identity};
@@ -203,7 +204,9 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
         observer: Some(metrics.clone()),
         ..ClientConfig::default()
     };
-    let clouds = ClientPool::new(client_config).context("configuring the CVM API client")?;
+    let clouds = TencentClouds::new(
+        ClientPool::new(client_config).context("configuring the CVM API client")?,
+    );
 
     let kube = kube::Client::try_default()
         .await

@@ -9,6 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cvm_operator::cloud::TencentClouds;
 use cvm_operator::controller::events::EventPublisher;
 use cvm_operator::controller::sweep::Sweeper;
 use cvm_operator::controller::{self, Context, Settings};
@@ -95,7 +96,7 @@ async fn an_unreadable_object_is_reported_and_the_others_carry_on() {
     let ctx = Arc::new(Context::new(
         kube,
         events,
-        Arc::new(clouds),
+        Arc::new(TencentClouds::new(clouds)),
         Settings::default(),
         sweeper,
     ));

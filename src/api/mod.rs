@@ -3,9 +3,11 @@
 
 mod spec;
 mod status;
+mod update_rules;
 
 pub use spec::*;
 pub use status::*;
+pub use update_rules::{ALWAYS_IMMUTABLE, REPLACE_ONLY};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -33,11 +35,7 @@ pub fn crd() -> CustomResourceDefinition {
     let spec_rules = schema["properties"]["spec"]["x-kubernetes-validations"]
         .as_array_mut()
         .expect("the spec carries its own rules");
-    spec_rules.extend(
-        IMMUTABLE_FIELDS
-            .iter()
-            .map(|(field, required)| immutability_rule(field, *required)),
-    );
+    spec_rules.extend(update_rules::all());
     // The API server shows this status until the operator writes one (see awaiting_operator).
     schema["properties"]["status"]["default"] =
         serde_json::to_value(CvmInstanceStatus::awaiting_operator())
@@ -46,43 +44,6 @@ pub fn crd() -> CustomResourceDefinition {
     conditions["x-kubernetes-list-type"] = Value::from("map");
     conditions["x-kubernetes-list-map-keys"] = Value::from(vec!["type"]);
     serde_json::from_value(crd).expect("the patched CRD is still a CRD")
-}
-
-/// Spec fields that RunInstances cannot change later, and whether each is required.
-/// They stay immutable until in-place updates exist for them.
-pub const IMMUTABLE_FIELDS: &[(&str, bool)] = &[
-    ("region", true),
-    ("zone", true),
-    ("instanceType", true),
-    ("imageId", true),
-    ("billing", true),
-    ("systemDisk", false),
-    ("dataDisks", false),
-    ("network", false),
-    ("login", false),
-    ("instanceName", false),
-    ("hostName", false),
-    ("projectId", false),
-    ("tags", false),
-    ("userData", false),
-];
-
-/// A transition rule on the spec, so that adding or removing an optional field is caught too
-/// (a rule on the field itself only runs when both old and new values exist).
-fn immutability_rule(field: &str, required: bool) -> Value {
-    let rule = if required {
-        format!("self.{field} == oldSelf.{field}")
-    } else {
-        format!(
-            "has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})"
-        )
-    };
-    serde_json::json!({
-        "rule": rule,
-        "message": format!("spec.{field} is immutable"),
-        "fieldPath": format!(".{field}"),
-        "reason": "FieldValueForbidden",
-    })
 }
 
 fn strip_nullable(schema: &mut Value) {
@@ -193,28 +154,34 @@ mod tests {
     }
 
     #[test]
-    fn required_fields_and_immutability_rules() {
+    fn every_update_rule_names_a_spec_field() {
         let spec = spec_schema();
-        let required: Vec<&str> = spec["required"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
         let rules = spec["x-kubernetes-validations"].to_string();
-        for (field, is_required) in IMMUTABLE_FIELDS {
-            assert_eq!(required.contains(field), *is_required, "{field}");
+        for (field, _) in ALWAYS_IMMUTABLE.iter().chain(REPLACE_ONLY) {
+            let top = field.split('.').next().unwrap();
             assert!(
-                spec["properties"][field].is_object(),
+                spec["properties"][top].is_object(),
                 "{field} is not a spec field"
             );
             assert!(
-                rules.contains(&format!("spec.{field} is immutable")),
-                "{field} must be immutable: {rules}"
+                rules.contains(&format!("spec.{field} ")),
+                "{field} has no rule: {rules}"
             );
         }
-        for field in ["credentialsSecretRef", "deletionPolicy"] {
-            assert!(!rules.contains(&format!("spec.{field} is immutable")));
+        for field in [
+            "credentialsSecretRef",
+            "deletionPolicy",
+            "tags",
+            "instanceName",
+        ] {
+            assert!(
+                !rules.contains(&format!("spec.{field} cannot change")),
+                "{field}"
+            );
+            assert!(
+                !rules.contains(&format!("spec.{field} is immutable")),
+                "{field}"
+            );
         }
     }
 

@@ -65,7 +65,10 @@ use super::status::CvmInstanceStatus;
 ))]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.zone.startsWith(self.region + '-')", "message": "spec.zone must be a zone of spec.region (e.g. ap-guangzhou-3 in ap-guangzhou)", "fieldPath": ".zone"}
+    {"rule": "self.zone.startsWith(self.region + '-')", "message": "spec.zone must be a zone of spec.region (e.g. ap-guangzhou-3 in ap-guangzhou)", "fieldPath": ".zone"},
+    {"rule": "!has(self.stoppedMode) || self.stoppedMode != 'StopCharging' || self.billing.mode == 'PayAsYouGo'", "message": "spec.stoppedMode: StopCharging is only for billing.mode PayAsYouGo", "fieldPath": ".stoppedMode"},
+    {"rule": "!has(self.stoppedMode) || self.stoppedMode != 'StopCharging' || (has(self.powerState) && self.powerState == 'Stopped')", "message": "spec.stoppedMode: StopCharging needs powerState Stopped", "fieldPath": ".stoppedMode"},
+    {"rule": "!has(self.stoppedMode) || self.stoppedMode != 'StopCharging' || ((!has(self.systemDisk) || !has(self.systemDisk.type) || !self.systemDisk.type.startsWith('LOCAL_')) && (!has(self.dataDisks) || self.dataDisks.all(d, !d.type.startsWith('LOCAL_'))))", "message": "spec.stoppedMode: StopCharging is not possible with local disks", "fieldPath": ".stoppedMode"}
 ]))]
 pub struct CvmInstanceSpec {
     /// Region to create the instance in, e.g. `ap-guangzhou`. Immutable.
@@ -79,45 +82,52 @@ pub struct CvmInstanceSpec {
     )]
     pub zone: String,
 
-    /// Instance type, e.g. `S5.MEDIUM2` (see DescribeZoneInstanceConfigInfos). Immutable.
+    /// Instance type, e.g. `S5.MEDIUM2` (see DescribeZoneInstanceConfigInfos). Changing it needs
+    /// a stop (ResetInstancesType), so it waits for `updatePolicy.restart: IfNeeded`.
     #[schemars(
         regex(pattern = r"^[A-Z][A-Z0-9]*[a-z0-9]*\.[A-Z0-9]+$"),
         length(max = 64)
     )]
     pub instance_type: String,
 
-    /// Image to boot, `img-` followed by 8 characters: public, custom, shared or marketplace. Immutable.
+    /// Image to boot, `img-` followed by 8 characters: public, custom, shared or marketplace.
+    /// Changing it reinstalls the system disk (ResetInstance), so only with `updatePolicy.reimage: Allow`.
     #[schemars(regex(pattern = r"^img-[a-z0-9]{8}$"))]
     pub image_id: String,
 
     /// How the instance is billed.
     pub billing: Billing,
 
-    /// The system disk. Defaults to the cloud's choice of a 50 GiB disk. Immutable.
+    /// The system disk. Defaults to the cloud's choice of a 50 GiB disk. Its size may only grow;
+    /// its type cannot change in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_disk: Option<SystemDisk>,
 
-    /// Data disks created with the instance (at most 20 cloud disks). Immutable.
+    /// Data disks created with the instance (at most 20 cloud disks). Sizes may only grow and
+    /// `deleteWithInstance` may change; the number of disks, their type, snapshot and
+    /// encryption cannot change in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 20))]
     pub data_disks: Option<Vec<DataDisk>>,
 
-    /// Network placement: VPC and subnet, security groups, private and public IP. Immutable.
+    /// Network placement: VPC and subnet, security groups, private and public IP. Security groups
+    /// and the bandwidth change in place; the rest cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
 
     /// How to log in: SSH key IDs, a password from a Secret, or the image's own login.
-    /// Omitted: Tencent Cloud generates a password and sends it to the account's inbox. Immutable.
+    /// Omitted: Tencent Cloud generates a password and sends it to the account's inbox. Key and
+    /// password changes need a stop, so they wait for `updatePolicy.restart: IfNeeded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<Login>,
 
-    /// Name shown in the console, at most 128 characters. Default: `<namespace>-<name>`. Immutable.
+    /// Name shown in the console, at most 128 characters. Default: `<namespace>-<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub instance_name: Option<String>,
 
     /// Host name inside the OS: 2 to 60 letters, digits, `-` and `.`, not starting or ending with
-    /// `.` or `-`, and without `..` or `--`. Immutable.
+    /// `.` or `-`, and without `..` or `--`. Takes effect at a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9]|[.-][A-Za-z0-9])*$"),
@@ -125,14 +135,15 @@ pub struct CvmInstanceSpec {
     )]
     pub host_name: Option<String>,
 
-    /// Project the instance belongs to; 0 is the default project. Immutable.
+    /// Project the instance belongs to; 0 is the default project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub project_id: Option<i64>,
 
     /// Tags for the instance and its disks (at most 40). Keys under `cvm-operator.io/` are
     /// reserved for the operator's own tags; keys starting with `qcloud`, `tencent` or
-    /// `project` (any case) are reserved by Tencent Cloud. Immutable.
+    /// `project` (any case) are reserved by Tencent Cloud. Removing a key removes it from the
+    /// instance; tags set by others (not in spec) are never touched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend(
         "maxProperties" = 40,
@@ -146,7 +157,8 @@ pub struct CvmInstanceSpec {
     pub tags: Option<BTreeMap<String, String>>,
 
     /// Cloud-init user data as plain text; the operator base64-encodes it. The encoded form
-    /// may be at most 16 KiB, so at most 12288 bytes of text. Immutable.
+    /// may be at most 16 KiB, so at most 12288 bytes of text. It runs only at first boot, so it
+    /// cannot change in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 12288))]
     pub user_data: Option<String>,
@@ -160,6 +172,36 @@ pub struct CvmInstanceSpec {
     /// `Orphan` leaves it running (and billing).
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Adopt this existing instance, `ins-` followed by 8 characters, instead of creating one:
+    /// the operator never calls RunInstances for this resource. Can only be given when the
+    /// resource is created, and never changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^ins-[a-z0-9]{8}$"))]
+    pub instance_id: Option<String>,
+
+    /// `Manage` (default) changes the instance to match the spec. `ObserveOnly` only describes
+    /// it and reports in status what differs, never writing to it: the safe first step of an
+    /// adoption.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
+
+    /// Whether the instance should run. Default `Running`: a spec change is always acted on,
+    /// while a stop done by someone else is drift, handled per `updatePolicy.drift`. `Manual`
+    /// leaves starting and stopping to people.
+    #[serde(default)]
+    pub power_state: PowerState,
+
+    /// How a stop made for `powerState: Stopped` bills. Default `KeepCharging`. `StopCharging`
+    /// stops billing for CPU, memory and the public IP, which is released: the instance gets a
+    /// new public IP when started, and the start may fail if the zone ran out of capacity. Only
+    /// for `PayAsYouGo` without local disks, and only with `powerState: Stopped`.
+    #[serde(default)]
+    pub stopped_mode: StoppedMode,
+
+    /// What the operator may do to bring the instance to the spec.
+    #[serde(default)]
+    pub update_policy: UpdatePolicy,
 }
 
 impl CvmInstanceSpec {
@@ -253,7 +295,7 @@ pub struct DataDisk {
     pub delete_with_instance: Option<bool>,
     /// Snapshot to create the disk from, `snap-` followed by 8 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^snap-[a-z0-9]{8}$"))]
+    #[schemars(regex(pattern = r"^snap-[a-z0-9]{8}$"), length(max = 13))]
     pub snapshot_id: Option<String>,
     /// Encrypt the disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -386,4 +428,102 @@ pub enum DeletionPolicy {
     Delete,
     /// Leave the instance running.
     Orphan,
+}
+
+/// Whether the operator changes the instance or only looks at it.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Change the instance to match the spec.
+    #[default]
+    Manage,
+    /// Describe the instance and report differences in status; never write to it.
+    ObserveOnly,
+}
+
+/// The power state the operator keeps the instance in.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum PowerState {
+    /// Start the instance if it is stopped (a stop by someone else is drift).
+    #[default]
+    Running,
+    /// Stop the instance if it runs.
+    Stopped,
+    /// Never start or stop the instance; people do.
+    Manual,
+}
+
+/// How a stopped pay-as-you-go instance bills (StopInstances `StoppedMode`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum StoppedMode {
+    /// KEEP_CHARGING: keep paying; resources and public IP stay reserved.
+    #[default]
+    KeepCharging,
+    /// STOP_CHARGING: stop paying for CPU, memory and public IP; the IP is released.
+    StopCharging,
+}
+
+/// What the operator may do to bring an instance to its spec. The defaults do nothing a
+/// person would not expect from editing a manifest: no reboot, no reinstall, no replacement,
+/// and no silent reverting of someone else's change.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatePolicy {
+    /// What to do when the instance differs from the spec although the spec did not change
+    /// (someone edited it in the console). Default `Report`: an operator that silently reverts
+    /// a security group someone changed during an incident is dangerous; `Correct` is opt-in.
+    #[serde(default)]
+    pub drift: DriftPolicy,
+    /// Whether changes that need a stop (instanceType, hostName, keys, password) may stop and
+    /// start the instance. Default `Never`: a reboot is an outage the user schedules; with
+    /// `Never` such changes wait, reported as `RestartRequired`, until this is `IfNeeded`.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Whether a changed imageId may reinstall the system disk (its data is lost). Default `Never`.
+    #[serde(default)]
+    pub reimage: ReimagePolicy,
+    /// Whether fields no API can change (zone, billing, disks, public IP presence, VPC,
+    /// userData) may be changed by terminating the instance and creating a new one. Default
+    /// `Never`: such edits are refused at admission.
+    #[serde(default)]
+    pub replace: ReplacePolicy,
+}
+
+/// Policy for drift (changes made outside the operator).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DriftPolicy {
+    /// Report drift in status and a `Drifted` condition; change nothing.
+    #[default]
+    Report,
+    /// Change the instance back, unless the same field keeps being changed (`Contested`).
+    Correct,
+}
+
+/// Policy for changes that need the instance stopped.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum RestartPolicy {
+    /// Never stop the instance for a change; report `RestartRequired`.
+    #[default]
+    Never,
+    /// Stop, apply every restart-class change in one stop window, and start again.
+    IfNeeded,
+}
+
+/// Policy for a changed image.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ReimagePolicy {
+    /// Never reinstall; report `ReimageRequired`.
+    #[default]
+    Never,
+    /// Reinstall the system disk with the new image, exactly once per generation.
+    Allow,
+}
+
+/// Policy for changes no API can make.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ReplacePolicy {
+    /// Refuse such changes at admission.
+    #[default]
+    Never,
+    /// Allow them, and terminate and recreate the instance to apply them.
+    Recreate,
 }

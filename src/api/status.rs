@@ -1,6 +1,8 @@
 //! What the operator observed, written to the status subresource.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::collections::BTreeMap;
+
 use k8s_openapi::jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -31,9 +33,145 @@ pub struct CvmInstanceStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// kstatus conditions: `Ready`, `Reconciling` and `Stalled`.
+    /// kstatus conditions: `Ready`, `Reconciling` and `Stalled`, and for updates `Drifted`,
+    /// `RestartRequired`, `ReimageRequired` and `ReplaceRequired`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
+    /// What DescribeInstances last showed of the fields the spec governs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedInstance>,
+    /// Spec changes not applied yet, each with why it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_changes: Option<Vec<PendingChange>>,
+    /// The mutating call in flight, written before it is sent: after a crash the operator
+    /// matches it against the instance's LatestOperationRequestId instead of calling again,
+    /// so a reimage or a recreate never happens twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+    /// Fields changed outside the operator, and its recent corrections of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+    /// Tag keys the operator set from spec.tags: removing a key from the spec deletes only
+    /// these from the instance, never tags set by others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_tag_keys: Option<Vec<String>>,
+    /// The host name last applied; DescribeInstances does not show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_host_name: Option<String>,
+    /// Salted SHA-256 of the password last applied from the Secret, never the password: a new
+    /// value in the Secret is a change to apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+}
+
+/// The instance as DescribeInstances showed it, limited to what the spec governs. Field names
+/// follow the Tencent Cloud JSON ones.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedInstance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    /// In priority order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// Only the keys in spec.tags and appliedTagKeys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// RUNNING, STOPPED, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_state: Option<String>,
+    /// KEEP_CHARGING, STOP_CHARGING or NOT_APPLICABLE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_charging_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_max_bandwidth_out: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_zone: Option<String>,
+    /// POSTPAID_BY_HOUR or SPOTPAID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_charge_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_disk_size: Option<i32>,
+    /// In the order of spec.dataDisks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_disk_sizes: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_operation: Option<String>,
+    /// OPERATING, SUCCESS or FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_operation_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_operation_request_id: Option<String>,
+}
+
+/// A spec change that waits.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingChange {
+    /// The spec field, e.g. `instanceType`.
+    pub field: String,
+    pub class: ChangeClass,
+    /// Why it waits, e.g. `RestartRequired`.
+    pub reason: String,
+}
+
+/// What applying a change takes.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ChangeClass {
+    /// One call, no restart.
+    InPlace,
+    /// A stop and start.
+    Restart,
+    /// Reinstalling the system disk.
+    Reimage,
+    /// A new instance.
+    Replace,
+}
+
+/// A mutating call, recorded before it is sent.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// The Tencent action, e.g. `ResetInstance`.
+    pub action: String,
+    /// The spec field it applies.
+    pub field: String,
+    /// Its RequestId, once the answer came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The metadata.generation it applies.
+    pub generation: i64,
+    pub started_at: Time,
+}
+
+/// Changes made outside the operator.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    /// The drifted spec fields.
+    pub fields: Vec<String>,
+    /// When the current drift was first seen; absent while only corrections are remembered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// Recent corrections, for the guard that stops fighting a person (`Contested`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corrections: Vec<Correction>,
+}
+
+/// One correction of a drifted field.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Correction {
+    pub field: String,
+    pub at: Time,
 }
 
 /// Reason of the condition a resource carries until the operator first writes its status.

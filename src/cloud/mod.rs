@@ -1,23 +1,28 @@
 //! The seam between what the controllers decide and how Tencent Cloud is called.
 //!
 //! Controllers hold an `Arc<dyn Cloud>` for one (credentials, region) and get it from a
-//! [`Clouds`]. Production uses [`tencent_cloud::client::CvmClient`] and its
-//! [`tencent_cloud::pool::ClientPool`]; tests put a scripted, recording fake behind the same
+//! [`Clouds`]. Production uses [`TencentCloud`] (the CVM and Tag service clients of one
+//! pair) from [`TencentClouds`] over a [`tencent_cloud::pool::ClientPool`]; tests put a scripted, recording fake behind the same
 //! traits, so the create and delete protocol can be driven call by call, crash by crash.
 //! Methods return boxed futures so the traits stay object-safe without a macro crate.
 
 mod clock;
+mod modification;
+mod tencent;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use modification::{
+    DiskSize, InstanceAttribute, Modification, ResetInstanceRequest, ResizeInstanceDisksRequest,
+    StopType, StoppedMode,
+};
+pub use tencent::{TencentCloud, TencentClouds};
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use tencent_cloud::client::CvmClient;
 use tencent_cloud::credentials::Credentials;
 use tencent_cloud::error::CloudError;
-use tencent_cloud::pool::ClientPool;
 use tencent_cloud::types::{Instance, RunInstancesRequest};
 
 /// What the controllers need from the CVM API for one (credentials, region).
@@ -53,54 +58,19 @@ pub trait Cloud: Send + Sync {
         &'a self,
         instances: &'a [Instance],
     ) -> BoxFuture<'a, Result<(), CloudError>>;
+
+    /// One change to an existing instance, one API call. The RequestId of a CVM operation
+    /// (DescribeInstances shows it as `LatestOperationRequestId` while and after it runs);
+    /// `None` for the Tag service's synchronous changes.
+    fn change_instance<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a Modification,
+    ) -> BoxFuture<'a, Result<Option<String>, CloudError>>;
 }
 
 /// Hands out the [`Cloud`] for credentials and a region; the same one for the same pair, so
 /// rate limits and batches are shared.
 pub trait Clouds: Send + Sync {
     fn get(&self, credentials: &Credentials, region: &str) -> Arc<dyn Cloud>;
-}
-
-impl Cloud for CvmClient {
-    fn run_instances<'a>(
-        &'a self,
-        request: &'a RunInstancesRequest,
-    ) -> BoxFuture<'a, Result<Vec<String>, CloudError>> {
-        Box::pin(CvmClient::run_instances(self, request))
-    }
-
-    fn describe_instance<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Instance>, CloudError>> {
-        Box::pin(CvmClient::describe_instance(self, id))
-    }
-
-    fn describe_instances<'a>(
-        &'a self,
-        ids: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<Instance>, CloudError>> {
-        Box::pin(CvmClient::describe_instances(self, ids))
-    }
-
-    fn find_instances_by_tag<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Instance>, CloudError>> {
-        Box::pin(CvmClient::find_instances_by_tag(self, key, value))
-    }
-
-    fn terminate_instances<'a>(
-        &'a self,
-        instances: &'a [Instance],
-    ) -> BoxFuture<'a, Result<(), CloudError>> {
-        Box::pin(CvmClient::terminate_instances(self, instances))
-    }
-}
-
-impl Clouds for ClientPool {
-    fn get(&self, credentials: &Credentials, region: &str) -> Arc<dyn Cloud> {
-        ClientPool::get(self, credentials, region)
-    }
 }

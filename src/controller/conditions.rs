@@ -85,11 +85,7 @@ impl Health {
             } else {
                 (format!("Not{type_}"), String::new())
             };
-            let since = previous
-                .iter()
-                .find(|c| c.type_ == type_ && c.status == status)
-                .map(|c| c.last_transition_time.clone())
-                .unwrap_or_else(|| Time(now));
+            let since = transition_time(previous, type_, status, now);
             Condition {
                 type_: type_.to_string(),
                 status: status.to_string(),
@@ -101,6 +97,16 @@ impl Health {
         })
         .collect()
     }
+}
+
+/// When condition `type_` last became `status`: kept from `previous` while the status stays,
+/// `now` when it changes.
+pub fn transition_time(previous: &[Condition], type_: &str, status: &str, now: Timestamp) -> Time {
+    previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| Time(now))
 }
 
 /// A Tencent error code as a condition reason: `InvalidAccount.InsufficientBalance` becomes

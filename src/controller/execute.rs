@@ -21,10 +21,13 @@ use super::events::EventType;
 use super::finalizer;
 use super::observe::{Requeue, Verdict, poll_interval};
 use super::request::{Owner, client_token, run_instances_request};
-use super::step::{Facts, Release, Step, View, Wait, next_step};
+use super::step::{Day2, Facts, Release, Step, View, Wait, next_step};
 use super::target::Target;
-use crate::api::{CvmInstance, TAG_UID};
+use super::update;
+use crate::api::{CvmInstance, Operation, TAG_UID};
 use crate::cloud::Cloud;
+use crate::day2::Change;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tencent_cloud::credentials::SecretString;
 use tencent_cloud::error::CloudError;
 use tencent_cloud::types::Instance;
@@ -194,10 +197,55 @@ async fn perform(
             run.facts.described = Some(cloud(run)?.describe_instance(&id).await);
             None
         }
-        Step::Report { instance, verdict } => {
+        Step::Report {
+            instance,
+            verdict,
+            day2: None,
+        } => {
             t.record(&instance);
             let cloud = cloud(run)?.clone();
             Some(report(t, cloud, &instance, verdict).await?)
+        }
+        Step::Report {
+            instance,
+            verdict,
+            day2: Some(day2),
+        } => {
+            t.record(&instance);
+            let cloud = cloud(run)?.clone();
+            Some(report_managed(t, cloud, &instance, verdict, *day2).await?)
+        }
+        Step::RecordOperation { change, field } => {
+            let (action, field_name) = (change.action(), field.name());
+            t.status.operation = Some(Operation {
+                action: action.to_string(),
+                field: field_name.to_string(),
+                request_id: None,
+                generation: t.obj.metadata.generation.unwrap_or_default(),
+                started_at: Time(t.ctx.clock.now()),
+            });
+            let id = t.instance_id().unwrap_or_default().to_string();
+            let health =
+                Health::progressing("Updating", format!("{id}: {action} for {field_name}"));
+            t.save(&health, false).await?;
+            run.facts.recorded = Some((change, field));
+            None
+        }
+        Step::ChangeInstance { instance, change } => {
+            let spec = &t.obj.spec;
+            let password = run.password.take();
+            let Some(modification) = update::modification(&change, &instance, spec, password)
+            else {
+                return Err(Error::StepOrder("a day-2 change that is not one call"));
+            };
+            let result = cloud(run)?
+                .change_instance(&instance.instance_id, &modification)
+                .await;
+            if let Ok(request_id) = &result {
+                changed(t, &change, request_id.clone()).await;
+            }
+            run.facts.changed = Some(result);
+            None
         }
         Step::WaitAppear { id } => {
             // New instances can take a moment to show up in DescribeInstances.
@@ -357,6 +405,95 @@ async fn report(
             Ok(wait(t, Wait::Soon))
         }
     }
+}
+
+/// Records what a day-2 call just did: its RequestId on the recorded operation, what the
+/// operator now owns (tag keys, host name), and an Event naming the change.
+async fn changed(t: &mut Target<'_, CvmInstance>, change: &Change, request_id: Option<String>) {
+    if let Some(operation) = t.status.operation.as_mut() {
+        operation.request_id = request_id;
+    }
+    let spec = &t.obj.spec;
+    match change {
+        Change::SetTags { .. } => {
+            t.status.applied_tag_keys = spec
+                .tags
+                .as_ref()
+                .map(|tags| tags.keys().cloned().collect())
+                .filter(|keys: &Vec<String>| !keys.is_empty());
+        }
+        Change::SetHostName { host_name } => t.status.applied_host_name = Some(host_name.clone()),
+        _ => {}
+    }
+    let field = t
+        .status
+        .operation
+        .as_ref()
+        .map_or(String::new(), |op| op.field.clone());
+    let id = t.instance_id().unwrap_or_default().to_string();
+    let drifted = t
+        .old
+        .drift
+        .as_ref()
+        .is_some_and(|d| d.fields.contains(&field));
+    let (reason, note) = if drifted {
+        (
+            "DriftCorrected",
+            format!(
+                "{id}: {field} was changed outside the operator; {} sets it back to the spec",
+                change.action()
+            ),
+        )
+    } else {
+        (
+            "UpdatingInstance",
+            format!("{id}: {} for {field}", change.action()),
+        )
+    };
+    t.event(EventType::Normal, reason, &note, "Update").await;
+}
+
+/// The report of a managed instance: the plan's findings go into the status (what was
+/// observed, drift, what waits and why, its conditions), and the health says whether an
+/// update is under way, waits for a person, or is done.
+async fn report_managed(
+    t: &mut Target<'_, CvmInstance>,
+    cloud: Arc<dyn Cloud>,
+    instance: &Instance,
+    verdict: Verdict,
+    day2: Day2,
+) -> Result<Action, Error> {
+    let Day2 { observed, plan } = day2;
+    // What RunInstances set is the baseline of what the operator manages: the spec's tag
+    // keys and host name (DescribeInstances never shows the host name).
+    let spec = &t.obj.spec;
+    if t.status.applied_tag_keys.is_none() {
+        t.status.applied_tag_keys = spec
+            .tags
+            .as_ref()
+            .map(|tags| tags.keys().cloned().collect())
+            .filter(|keys: &Vec<String>| !keys.is_empty());
+    }
+    if t.status.applied_host_name.is_none() {
+        t.status.applied_host_name = spec.host_name.clone();
+    }
+    t.status.observed = Some(observed);
+    t.status.drift = plan.drift;
+    t.status.pending_changes = (!plan.pending.is_empty()).then_some(plan.pending);
+    t.set_other_conditions(
+        plan.conditions
+            .into_iter()
+            .map(|c| {
+                (
+                    c.type_.to_string(),
+                    c.status,
+                    c.reason.to_string(),
+                    c.message,
+                )
+            })
+            .collect(),
+    );
+    report(t, cloud, instance, verdict).await
 }
 
 /// A failed cloud call becomes the resource's condition (with the Tencent code as reason)

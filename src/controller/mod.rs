@@ -15,6 +15,7 @@ pub mod request;
 pub mod step;
 pub mod sweep;
 mod target;
+mod update;
 mod watch;
 
 pub use context::{Context, Settings};

@@ -18,7 +18,9 @@ use super::credentials::{Purpose, SecretProblem};
 use super::finalizer::has_finalizer;
 use super::observe::{Verdict, judge};
 use super::request::{TAG_ATTEMPT, client_token, user_data_fits};
+use super::update;
 use crate::api::{CvmInstance, CvmInstanceStatus, DeletionPolicy};
+use crate::day2::{self, Change, Field, Observed, Plan, PlanInput};
 use tencent_cloud::error::CloudError;
 use tencent_cloud::types::Instance;
 
@@ -53,6 +55,10 @@ pub struct Facts {
     pub terminated: Option<Result<(), CloudError>>,
     /// The sweeper saw the recorded instance unchanged within two resync periods.
     pub sweeper_vouches: bool,
+    /// The day-2 change this reconcile recorded in `status.operation`, about to be sent.
+    pub recorded: Option<(Change, Field)>,
+    /// The day-2 call's answer: its RequestId (`None` for a Tag service change).
+    pub changed: Option<Result<Option<String>, CloudError>>,
 }
 
 /// Everything [`next_step`] decides from.
@@ -62,6 +68,13 @@ pub struct View<'a> {
     /// Its status as last written or read back.
     pub stored: &'a CvmInstanceStatus,
     pub facts: &'a Facts,
+}
+
+/// What the day-2 planner saw and decided for a managed instance.
+#[derive(Debug, Clone)]
+pub struct Day2 {
+    pub observed: Observed,
+    pub plan: Plan,
 }
 
 /// When to look at the resource again once a step ends the reconcile.
@@ -119,11 +132,18 @@ pub enum Step {
     NoIdYet,
     /// DescribeInstances of the recorded ID.
     Describe { id: String },
-    /// Write what the instance means for the resource (ends).
+    /// Write what the instance means for the resource (ends); for a managed instance also
+    /// what the day-2 plan found (drift, pending changes, the change just sent).
     Report {
         instance: Instance,
         verdict: Verdict,
+        day2: Option<Box<Day2>>,
     },
+    /// Persist `status.operation`: the day-2 call about to be sent, so that a crash can never
+    /// make a reimage or a recreate happen twice.
+    RecordOperation { change: Change, field: Field },
+    /// The one day-2 call of this pass.
+    ChangeInstance { instance: Instance, change: Change },
     /// A recorded instance never seen yet may lag in DescribeInstances (ends).
     WaitAppear { id: String },
     /// Best-effort TerminateInstances of a failed launch before a new attempt.
@@ -178,6 +198,8 @@ impl Step {
                 | Step::RunInstances { .. }
                 | Step::Describe { .. }
                 | Step::TerminateFailedLaunch { .. }
+                | Step::RecordOperation { .. }
+                | Step::ChangeInstance { .. }
                 | Step::FollowTerminating { .. }
                 | Step::Terminate { .. }
         )
@@ -304,7 +326,9 @@ fn observe(view: &View<'_>, id: &str, now: Timestamp, settings: &Settings) -> St
         Some(Err(error)) => failure("DescribeInstances", error),
         Some(Ok(Some(instance))) => {
             let failed = instance.instance_state == "LAUNCH_FAILED";
-            if !(failed && spec_changed_since_failure(view)) {
+            if update::applies(instance) {
+                manage(view, instance, now)
+            } else if !(failed && spec_changed_since_failure(view)) {
                 report(view, instance)
             } else if !facts.failed_launch_terminated {
                 Step::TerminateFailedLaunch {
@@ -342,6 +366,76 @@ fn report(view: &View<'_>, instance: &Instance) -> Step {
     Step::Report {
         instance: instance.clone(),
         verdict: judge(instance, view.object.spec.wants_public_ip()),
+        day2: None,
+    }
+}
+
+/// Day 2 (docs/design.md): bring a running or stopped instance to its spec, one call a pass,
+/// recorded before it is sent; then report what the plan found.
+fn manage(view: &View<'_>, instance: &Instance, now: Timestamp) -> Step {
+    let spec = &view.object.spec;
+    let facts = view.facts;
+    let observed = update::observe(instance, spec, view.stored);
+    let unsent = update::without_unsent_operation(view.stored, &observed, now);
+    let mut plan = day2::plan(&PlanInput {
+        spec,
+        generation: view.object.metadata.generation.unwrap_or_default(),
+        status: unsent.as_ref().unwrap_or(view.stored),
+        observed: &observed,
+        password_digest: None,
+        now,
+    });
+    // Once recorded, the decided change is sent as it is: a plan made from the status with
+    // its own record in it would wait for the record.
+    if let Some((change, field)) = &facts.recorded {
+        match &facts.changed {
+            None => {
+                return Step::ChangeInstance {
+                    instance: instance.clone(),
+                    change: change.clone(),
+                };
+            }
+            Some(Err(error)) => return failure(change.action(), error),
+            Some(Ok(_)) => {
+                plan.change = Some(change.clone());
+                plan.change_field = Some(*field);
+            }
+        }
+    } else if let Some(change) = &plan.change {
+        if update::needs_password(change, spec) {
+            match &facts.password {
+                None => return Step::ResolvePassword,
+                Some(Err(problem)) => return secret_problem(problem, Purpose::Password),
+                Some(Ok(())) => {}
+            }
+        }
+        if *change == Change::Recreate {
+            // Replacement: the old instance goes, then a new attempt with a new token.
+            return match &facts.terminated {
+                None => Step::Terminate {
+                    instances: vec![instance.clone()],
+                },
+                Some(Err(error)) => failure("TerminateInstances", error),
+                Some(Ok(())) => Step::StartNewAttempt {
+                    reason: "Replacing",
+                    message: format!(
+                        "{} is replaced: a field that cannot change in place changed",
+                        instance.instance_id
+                    ),
+                },
+            };
+        }
+        if let Some(field) = plan.change_field {
+            return Step::RecordOperation {
+                change: change.clone(),
+                field,
+            };
+        }
+    }
+    Step::Report {
+        instance: instance.clone(),
+        verdict: update::verdict(&plan, &observed, spec, instance),
+        day2: Some(Box::new(Day2 { observed, plan })),
     }
 }
 

@@ -196,6 +196,10 @@ fn label(step: &Step) -> String {
             ..
         } => format!("Replacing {}", health.reason()),
         Step::WaitAppear { id } => format!("WaitAppear {id}"),
+        Step::RecordOperation { change, field } => {
+            format!("RecordOperation {} {}", change.action(), field.name())
+        }
+        Step::ChangeInstance { change, .. } => format!("ChangeInstance {}", change.action()),
         Step::TerminateFailedLaunch { instance } => {
             format!("TerminateFailedLaunch {}", instance.instance_id)
         }

@@ -11,6 +11,7 @@
 //! stream of the owner's kind ([`Sweeper::triggers`]).
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,21 +33,43 @@ struct Entry {
     confirmed: Instant,
 }
 
-/// What a sweep compares: a change in any of these needs a reconcile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint {
-    state: String,
-    private_ips: Vec<String>,
-    public_ips: Vec<String>,
-}
+/// What a sweep compares: a change in any of these needs a reconcile. Besides the state
+/// and addresses, every field a spec governs, so an edit in the console (a renamed instance,
+/// swapped security groups, a stopped instance) is seen within one resync period at no extra
+/// call. Kept as a hash: the sweeper holds one per instance, at fleet scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint(u64);
 
 impl Fingerprint {
     fn of(instance: &Instance) -> Self {
-        Self {
-            state: instance.instance_state.clone(),
-            private_ips: instance.private_ip_addresses.clone(),
-            public_ips: instance.public_ip_addresses.clone(),
+        let mut hasher = std::hash::DefaultHasher::new();
+        let i = instance;
+        i.instance_state.hash(&mut hasher);
+        i.private_ip_addresses.hash(&mut hasher);
+        i.public_ip_addresses.hash(&mut hasher);
+        i.instance_name.hash(&mut hasher);
+        i.instance_type.hash(&mut hasher);
+        i.image_id.hash(&mut hasher);
+        i.security_group_ids.hash(&mut hasher);
+        for tag in &i.tags {
+            (&tag.key, &tag.value).hash(&mut hasher);
         }
+        i.internet_accessible
+            .as_ref()
+            .and_then(|a| a.internet_max_bandwidth_out)
+            .hash(&mut hasher);
+        i.placement
+            .as_ref()
+            .and_then(|p| p.project_id)
+            .hash(&mut hasher);
+        i.login_settings
+            .as_ref()
+            .map(|l| &l.key_ids)
+            .hash(&mut hasher);
+        i.stop_charging_mode.hash(&mut hasher);
+        i.latest_operation_request_id.hash(&mut hasher);
+        i.latest_operation_state.hash(&mut hasher);
+        Self(hasher.finish())
     }
 }
 
@@ -238,11 +261,7 @@ impl Sweeper {
                 .entry(Arc::as_ptr(&entry.client).cast::<()>())
                 .or_insert_with(|| (entry.client.clone(), Vec::new()))
                 .1
-                .push((
-                    object.clone(),
-                    entry.instance_id.clone(),
-                    entry.fingerprint.clone(),
-                ));
+                .push((object.clone(), entry.instance_id.clone(), entry.fingerprint));
         }
         groups.into_values().collect()
     }
@@ -252,6 +271,7 @@ impl Sweeper {
 mod tests {
     use super::*;
     use crate::api::CvmInstance;
+    use crate::cloud::{Clouds, TencentClouds};
     use tencent_cloud::config::ClientConfig;
     use tencent_cloud::credentials::Credentials;
     use tencent_cloud::pool::ClientPool;
@@ -263,7 +283,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        pool.get(&Credentials::new("AKID1", "k1"), "ap-guangzhou")
+        TencentClouds::new(pool).get(&Credentials::new("AKID1", "k1"), "ap-guangzhou")
     }
 
     fn instance(id: &str) -> Instance {
@@ -347,5 +367,36 @@ mod tests {
             ObjectRef::<CvmInstance>::new("web-1").within("team-a")
         );
         assert!(sweeper.is_empty(), "a triggered owner stops being followed");
+    }
+
+    #[test]
+    fn console_edits_of_governed_fields_change_the_fingerprint() {
+        let before = instance("ins-1");
+        let same = Fingerprint::of(&before.clone());
+        assert_eq!(Fingerprint::of(&before), same);
+        let edits: [fn(&mut Instance); 6] = [
+            |i| i.instance_name = Some("renamed".into()),
+            |i| i.security_group_ids = vec!["sg-2".into(), "sg-1".into()],
+            |i| i.instance_type = Some("S5.LARGE8".into()),
+            |i| i.instance_state = "STOPPED".into(),
+            |i| {
+                i.tags.push(tencent_cloud::types::Tag {
+                    key: "team".into(),
+                    value: "b".into(),
+                })
+            },
+            |i| i.latest_operation_state = Some("OPERATING".into()),
+        ];
+        for edit in edits {
+            let mut edited = before.clone();
+            edit(&mut edited);
+            assert_ne!(Fingerprint::of(&edited), same, "{edited:?}");
+        }
+        // Order is priority for security groups: a reorder is a change too.
+        let mut one = before.clone();
+        one.security_group_ids = vec!["sg-1".into(), "sg-2".into()];
+        let mut other = before;
+        other.security_group_ids = vec!["sg-2".into(), "sg-1".into()];
+        assert_ne!(Fingerprint::of(&one), Fingerprint::of(&other));
     }
 }

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use super::conditions::{Health, same_conditions};
+use super::conditions::{Health, READY, RECONCILING, STALLED, same_conditions, transition_time};
 use super::context::Context;
 use super::error::Error;
 use super::events::EventType;
@@ -105,6 +106,8 @@ pub struct Target<'a, K: Managed> {
     pub old: K::Status,
     /// The status this reconcile is building.
     pub status: K::Status,
+    /// Conditions besides the kstatus three for the next write; `None` keeps the old ones.
+    other_conditions: Option<Vec<(String, bool, String, String)>>,
 }
 
 impl<'a, K: Managed> Target<'a, K> {
@@ -124,6 +127,7 @@ impl<'a, K: Managed> Target<'a, K> {
             old: status.clone(),
             status,
             obj,
+            other_conditions: None,
         })
     }
 
@@ -150,7 +154,9 @@ impl<'a, K: Managed> Target<'a, K> {
     pub async fn save(&mut self, health: &Health, warning: bool) -> Result<(), Error> {
         let previous = K::conditions(&self.old).to_vec();
         let generation = self.obj.meta().generation;
-        let conditions = health.conditions(&previous, generation, self.ctx.clock.now());
+        let now = self.ctx.clock.now();
+        let mut conditions = health.conditions(&previous, generation, now);
+        conditions.extend(self.other_conditions(&previous, generation, now));
         *K::conditions_mut(&mut self.status) = Some(conditions.clone());
         *K::observed_generation_mut(&mut self.status) = generation;
 
@@ -198,6 +204,44 @@ impl<'a, K: Managed> Target<'a, K> {
         Ok(())
     }
 
+    /// Conditions besides Ready, Reconciling and Stalled (`Drifted`, `RestartRequired`...):
+    /// the ones set for this write, or else the ones written before, so a pass that did not
+    /// look at them (a failed call, say) does not drop them.
+    fn other_conditions(
+        &mut self,
+        previous: &[Condition],
+        generation: Option<i64>,
+        now: Timestamp,
+    ) -> Vec<Condition> {
+        let Some(set) = self.other_conditions.take() else {
+            return previous
+                .iter()
+                .filter(|c| !CORE_CONDITIONS.contains(&c.type_.as_str()))
+                .cloned()
+                .collect();
+        };
+        set.into_iter()
+            .map(|(type_, status, reason, message)| {
+                let status = if status { "True" } else { "False" }.to_string();
+                let since = transition_time(previous, &type_, &status, now);
+                Condition {
+                    type_,
+                    status,
+                    reason,
+                    message,
+                    observed_generation: generation,
+                    last_transition_time: since,
+                }
+            })
+            .collect()
+    }
+
+    /// Sets the conditions besides the three kstatus ones for the next `save`, each as
+    /// (type, status, reason, message).
+    pub fn set_other_conditions(&mut self, conditions: Vec<(String, bool, String, String)>) {
+        self.other_conditions = Some(conditions);
+    }
+
     /// How long the resource has been Reconciling without interruption.
     pub fn reconciling_for(&self) -> Duration {
         reconciling_for(K::conditions(&self.status), self.ctx.clock.now())
@@ -222,6 +266,9 @@ fn without_conditions<K: Managed>(status: &K::Status) -> K::Status {
     *K::conditions_mut(&mut status) = None;
     status
 }
+
+/// The conditions kstatus reads, always written from the health.
+const CORE_CONDITIONS: [&str; 3] = [READY, RECONCILING, STALLED];
 
 /// What only a CvmInstance's status holds: its one instance and its creation token.
 impl Target<'_, CvmInstance> {

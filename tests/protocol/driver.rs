@@ -105,6 +105,14 @@ impl World {
     }
 
     /// `kubectl delete`, as a user would: the finalizer keeps it until the operator lets go.
+    /// The instance ID the status records.
+    pub async fn instance_id(&self) -> String {
+        let status = self.get().await.and_then(|o| o.status);
+        status
+            .and_then(|s| s.instance_id)
+            .expect("an instance ID in status")
+    }
+
     pub async fn delete(&self) {
         self.api
             .delete(&self.name, &DeleteParams::default())

@@ -5,18 +5,20 @@
 //! What it models is what the create and delete protocol depends on: ClientToken
 //! idempotency, tags that become searchable only `tag_delay` after launch (Tencent attaches
 //! them asynchronously), PENDING → RUNNING after `boot`, TERMINATING → gone after
-//! `terminating`, and calls that fail through the shared [`CrashSwitch`].
+//! `terminating`, and calls that fail through the shared [`CrashSwitch`]. Day-2 changes take
+//! effect at once in what DescribeInstances shows, while `LatestOperationState` stays
+//! `OPERATING` for `operation` (a second change meanwhile is refused, as Tencent does).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cvm_operator::cloud::{Clock, Cloud, Clouds, ManualClock};
+use cvm_operator::cloud::{Clock, Cloud, Clouds, InstanceAttribute, ManualClock, Modification};
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use tencent_cloud::credentials::Credentials;
 use tencent_cloud::error::CloudError;
-use tencent_cloud::types::{Instance, RunInstancesRequest};
+use tencent_cloud::types::{Instance, ObservedLoginSettings, RunInstancesRequest, Tag};
 
 use crate::crash::{CrashSwitch, Gate};
 
@@ -26,6 +28,8 @@ pub struct Timing {
     pub boot: Duration,
     pub tag_delay: Duration,
     pub terminating: Duration,
+    /// How long a day-2 operation shows `OPERATING`.
+    pub operation: Duration,
 }
 
 impl Default for Timing {
@@ -34,6 +38,7 @@ impl Default for Timing {
             boot: Duration::from_secs(10),
             tag_delay: Duration::from_secs(3),
             terminating: Duration::from_secs(5),
+            operation: Duration::from_secs(2),
         }
     }
 }
@@ -44,6 +49,9 @@ struct FakeInstance {
     terminated: Option<Timestamp>,
     /// Hidden from DescribeInstances (an instance that is slow to appear, or a reclaim).
     hidden: bool,
+    stopped: bool,
+    /// The last day-2 operation: when it started.
+    operation_started: Option<Timestamp>,
 }
 
 #[derive(Default)]
@@ -53,6 +61,7 @@ struct State {
     launched: u64,
     calls: Vec<String>,
     scripted: HashMap<&'static str, VecDeque<CloudError>>,
+    requests: u64,
 }
 
 pub struct FakeCloud {
@@ -154,9 +163,14 @@ impl FakeCloud {
             (None, true) if shown.latest_operation_state.as_deref() == Some("FAILED") => {
                 "LAUNCH_FAILED"
             }
+            (None, true) if i.stopped => "STOPPED",
             (None, true) => "RUNNING",
         }
         .to_string();
+        if let Some(started) = i.operation_started {
+            let done = Self::since(now, started) >= self.timing.operation;
+            shown.latest_operation_state = Some(if done { "SUCCESS" } else { "OPERATING" }.into());
+        }
         if !booted {
             shown.private_ip_addresses.clear();
         }
@@ -214,6 +228,19 @@ impl FakeCloud {
                 instance_id: id.clone(),
                 instance_charge_type: request.instance_charge_type.clone(),
                 instance_type: request.instance_type.clone(),
+                instance_name: request.instance_name.clone(),
+                image_id: Some(request.image_id.clone()),
+                placement: Some(request.placement.clone()),
+                security_group_ids: request.security_group_ids.clone(),
+                internet_accessible: request.internet_accessible.clone(),
+                system_disk: request.system_disk.clone(),
+                data_disks: request.data_disks.clone(),
+                login_settings: request
+                    .login_settings
+                    .as_ref()
+                    .map(|l| ObservedLoginSettings {
+                        key_ids: l.key_ids.clone(),
+                    }),
                 private_ip_addresses: vec![format!("10.0.0.{}", state.launched % 250 + 2)],
                 tags: request
                     .tag_specification
@@ -229,6 +256,8 @@ impl FakeCloud {
                     launched: now,
                     terminated: None,
                     hidden: false,
+                    stopped: false,
+                    operation_started: None,
                 },
             );
             ids.push(id);
@@ -283,6 +312,127 @@ impl FakeCloud {
     }
 }
 
+impl FakeCloud {
+    /// How many day-2 changes of `action` were accepted (refusals and crashes before the
+    /// call are not counted).
+    pub fn changes_of(&self, action: &str) -> usize {
+        self.calls_of(&format!("{action}:accepted"))
+    }
+
+    /// A change made outside the operator (the console): it shows in DescribeInstances with
+    /// someone else's request as the latest operation.
+    pub fn console_edit(&self, id: &str, edit: impl FnOnce(&mut Instance)) {
+        let mut state = self.lock();
+        let instance = state.instances.get_mut(id).expect("a known instance");
+        edit(&mut instance.described);
+        instance.described.latest_operation_request_id = Some("console-edit".into());
+    }
+
+    fn change(&self, id: &str, change: &Modification) -> Result<Option<String>, CloudError> {
+        let action = change.action();
+        let gate = self.admit(action, true)?;
+        let now = self.clock.now();
+        let operation = self.timing.operation;
+        let mut state = self.lock();
+        state.requests += 1;
+        let request_id = format!("fake-request-{}", state.requests);
+        let refuse = |code: &str| CloudError::Api {
+            action: action.into(),
+            code: code.into(),
+            message: format!("{action} refused by the fake"),
+            request_id: request_id.clone(),
+        };
+        let Some(i) = state.instances.get_mut(id) else {
+            return Err(refuse("InvalidInstanceId.NotFound"));
+        };
+        let busy = i
+            .operation_started
+            .is_some_and(|started| Self::since(now, started) < operation);
+        if busy && change.is_operation() {
+            return Err(refuse("OperationDenied.InstanceOperationInProgress"));
+        }
+        apply(i, change);
+        let answer = change.is_operation().then(|| {
+            i.operation_started = Some(now);
+            i.described.latest_operation = Some(action.into());
+            i.described.latest_operation_request_id = Some(request_id.clone());
+            request_id.clone()
+        });
+        state.calls.push(format!("{action}:accepted"));
+        drop(state);
+        Self::answer(gate, action, answer)
+    }
+}
+
+/// What the change does to the instance DescribeInstances shows.
+fn apply(i: &mut FakeInstance, change: &Modification) {
+    let shown = &mut i.described;
+    match change {
+        Modification::Tags { set, delete } => {
+            shown
+                .tags
+                .retain(|t| !delete.contains(&t.key) && !set.contains_key(&t.key));
+            shown.tags.extend(set.iter().map(|(key, value)| Tag {
+                key: key.clone(),
+                value: value.clone(),
+            }));
+        }
+        Modification::Attribute(InstanceAttribute::Name(name)) => {
+            shown.instance_name = Some(name.clone())
+        }
+        Modification::Attribute(InstanceAttribute::SecurityGroups(groups)) => {
+            shown.security_group_ids = groups.clone();
+        }
+        Modification::Attribute(InstanceAttribute::HostName { name, .. }) => {
+            shown.host_name = Some(name.clone());
+        }
+        Modification::Attribute(InstanceAttribute::UserData(_)) => {}
+        Modification::Bandwidth { max_out_mbps } => {
+            shown
+                .internet_accessible
+                .get_or_insert_with(Default::default)
+                .internet_max_bandwidth_out = Some(*max_out_mbps);
+        }
+        Modification::Project { project_id } => {
+            shown
+                .placement
+                .get_or_insert_with(Default::default)
+                .project_id = Some(*project_id);
+        }
+        Modification::Start => i.stopped = false,
+        Modification::Stop { .. } => i.stopped = true,
+        Modification::ResetType { instance_type, .. } => {
+            shown.instance_type = Some(instance_type.clone());
+            // Tencent starts the instance again after a type change.
+            i.stopped = false;
+        }
+        Modification::AssociateKeys { key_ids, .. } => {
+            let keys = &mut shown
+                .login_settings
+                .get_or_insert_with(ObservedLoginSettings::default)
+                .key_ids;
+            keys.extend(
+                key_ids
+                    .iter()
+                    .filter(|k| !keys.contains(k))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        Modification::DisassociateKeys { key_ids, .. } => {
+            if let Some(login) = shown.login_settings.as_mut() {
+                login.key_ids.retain(|k| !key_ids.contains(k));
+            }
+        }
+        Modification::Password { .. } | Modification::ResizeDisks(_) => {}
+        Modification::Reimage(request) => {
+            if let Some(image) = &request.image_id {
+                shown.image_id = Some(image.clone());
+            }
+        }
+    }
+}
+
 impl Cloud for FakeCloud {
     fn run_instances<'a>(
         &'a self,
@@ -318,6 +468,14 @@ impl Cloud for FakeCloud {
         instances: &'a [Instance],
     ) -> BoxFuture<'a, Result<(), CloudError>> {
         Box::pin(async move { self.terminate(instances) })
+    }
+
+    fn change_instance<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a Modification,
+    ) -> BoxFuture<'a, Result<Option<String>, CloudError>> {
+        Box::pin(async move { self.change(id, change) })
     }
 }
 

@@ -7,6 +7,7 @@ mod support;
 
 mod crash;
 mod crash_points;
+mod day2;
 mod driver;
 mod fake_cloud;
 mod paths;

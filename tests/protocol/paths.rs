@@ -118,14 +118,7 @@ async fn a_reclaimed_instance_is_replaced_with_a_new_attempt() {
     let world = World::new("reclaim", Timing::default(), json!({})).await;
     let process = world.process(CrashSwitch::never()).await;
     process.until_ready(&world).await.unwrap();
-    let first = world
-        .get()
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .instance_id
-        .unwrap();
+    let first = world.instance_id().await;
 
     world.cloud.reclaim(&first);
     // The sweeper notices and triggers the resource's reconcile, which replaces the instance.

@@ -1,0 +1,208 @@
+//! The CEL transition rules that say which spec fields may change after creation: the
+//! admission half of the mutability table in docs/design.md ("Day 2: the plan"). What the
+//! operator can change in place is absent here; what needs a new instance is refused unless
+//! `updatePolicy.replace` is `Recreate`; what must never change is refused outright.
+//!
+//! Every rule sits on the spec root: a transition rule on an optional field itself runs only
+//! when both the old and the new object have it, so adding or removing it would slip through.
+
+use serde_json::{Value, json};
+
+/// How a field's old and new values are compared.
+#[derive(Clone, Copy, Debug)]
+pub enum Compare {
+    /// A required field, compared as a whole.
+    Required,
+    /// An optional field (a dotted path under spec), compared as a whole; absent on both
+    /// sides counts as equal, absent on one does not.
+    Optional,
+    /// Only whether the optional field is present.
+    Presence,
+    /// The data disks' number, and each one's type, snapshot and encryption (not its size,
+    /// which may grow, nor deleteWithInstance, which may change).
+    DiskLayout,
+}
+
+/// Fields that never change: a different region is a different resource altogether; the
+/// public IP's charge type has no API and is not worth a replacement.
+pub const ALWAYS_IMMUTABLE: &[(&str, Compare)] = &[
+    ("region", Compare::Required),
+    ("network.publicIp.chargeType", Compare::Optional),
+];
+
+/// Fields no Tencent API changes on an existing instance: editable only when the user opted
+/// into replacement (`updatePolicy.replace: Recreate`).
+pub const REPLACE_ONLY: &[(&str, Compare)] = &[
+    ("zone", Compare::Required),
+    ("billing", Compare::Required),
+    ("userData", Compare::Optional),
+    ("systemDisk.type", Compare::Optional),
+    ("network.vpcId", Compare::Optional),
+    ("network.subnetId", Compare::Optional),
+    ("network.privateIpAddress", Compare::Optional),
+    ("network.publicIp", Compare::Presence),
+    ("dataDisks", Compare::DiskLayout),
+];
+
+/// The cloud's system disk size when the spec omits it, so growing from "omitted" is judged
+/// against what the instance really has.
+const DEFAULT_SYSTEM_DISK_GIB: i32 = 50;
+/// `spec.dataDisks` holds at most this many disks (its maxItems).
+const MAX_DATA_DISKS: usize = 20;
+
+/// Every update rule for the spec root.
+pub fn all() -> Vec<Value> {
+    let mut rules: Vec<Value> = ALWAYS_IMMUTABLE
+        .iter()
+        .map(|(field, compare)| {
+            rule(
+                unchanged(field, *compare),
+                format!("spec.{field} is immutable"),
+                field,
+            )
+        })
+        .collect();
+    rules.extend(REPLACE_ONLY.iter().map(|(field, compare)| {
+        rule(
+            format!(
+                "(has(self.updatePolicy) && has(self.updatePolicy.replace) && self.updatePolicy.replace == 'Recreate') || {}",
+                unchanged(field, *compare)
+            ),
+            format!(
+                "spec.{field} cannot change in place; set updatePolicy.replace: Recreate to replace the instance"
+            ),
+            field,
+        )
+    }));
+    rules.push(rule(
+        unchanged("instanceId", Compare::Optional),
+        "spec.instanceId is immutable: it can only be given when the resource is created"
+            .to_string(),
+        "instanceId",
+    ));
+    rules.push(rule(
+        format!(
+            "{} >= {}",
+            value_or("self", "systemDisk.sizeGiB", DEFAULT_SYSTEM_DISK_GIB),
+            value_or("oldSelf", "systemDisk.sizeGiB", DEFAULT_SYSTEM_DISK_GIB)
+        ),
+        "spec.systemDisk.sizeGiB can only grow".to_string(),
+        "systemDisk.sizeGiB",
+    ));
+    rules.push(rule(
+        data_disks_grow_only(),
+        "spec.dataDisks[].sizeGiB can only grow".to_string(),
+        "dataDisks",
+    ));
+    rules
+}
+
+fn rule(cel: String, message: String, field: &str) -> Value {
+    json!({
+        "rule": cel,
+        "message": message,
+        "fieldPath": format!(".{field}"),
+        "reason": "FieldValueForbidden",
+    })
+}
+
+/// CEL that is true when `field` is the same in `self` and `oldSelf`.
+fn unchanged(field: &str, compare: Compare) -> String {
+    match compare {
+        Compare::Required => format!("self.{field} == oldSelf.{field}"),
+        Compare::Optional => format!(
+            "{} == {} && (!{} || self.{field} == oldSelf.{field})",
+            present("self", field),
+            present("oldSelf", field),
+            present("self", field)
+        ),
+        Compare::Presence => format!(
+            "{} == {}",
+            present("self", field),
+            present("oldSelf", field)
+        ),
+        Compare::DiskLayout => disk_layout_unchanged(),
+    }
+}
+
+/// `has()` of every step of a dotted path, so a missing parent reads as absent; in
+/// parentheses, since `==` binds tighter than `&&` in CEL.
+fn present(root: &str, field: &str) -> String {
+    let mut path = root.to_string();
+    let steps = field
+        .split('.')
+        .map(|part| {
+            path = format!("{path}.{part}");
+            format!("has({path})")
+        })
+        .collect::<Vec<_>>()
+        .join(" && ");
+    format!("({steps})")
+}
+
+fn value_or(root: &str, field: &str, default: i32) -> String {
+    format!("({} ? {root}.{field} : {default})", present(root, field))
+}
+
+/// The number of disks, then each disk's type, snapshot and encryption, as separate list
+/// comparisons: concatenating them into one string per disk exceeds the API server's CEL
+/// cost budget.
+fn disk_layout_unchanged() -> String {
+    let lists = |root: &str| {
+        [
+            "d.type",
+            "has(d.snapshotId) ? d.snapshotId : ''",
+            "has(d.encrypt) && d.encrypt",
+        ]
+        .map(|attribute| format!("{root}.dataDisks.map(d, {attribute})"))
+    };
+    let same = lists("self")
+        .iter()
+        .zip(lists("oldSelf"))
+        .map(|(new, old)| format!("{new} == {old}"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    format!(
+        "has(self.dataDisks) == has(oldSelf.dataDisks) && (!has(self.dataDisks) || (size(self.dataDisks) == size(oldSelf.dataDisks) && {same}))"
+    )
+}
+
+/// Disk `i` of the new spec is at least disk `i` of the old one. CEL has no indexed loop over
+/// two lists, so the comparison is unrolled up to the list's maxItems. A different number of
+/// disks is the layout rule's business, not this one's.
+fn data_disks_grow_only() -> String {
+    let per_disk = (0..MAX_DATA_DISKS)
+        .map(|i| {
+            format!("(size(self.dataDisks) <= {i} || self.dataDisks[{i}].sizeGiB >= oldSelf.dataDisks[{i}].sizeGiB)")
+        })
+        .collect::<Vec<_>>()
+        .join(" && ");
+    format!(
+        "!has(self.dataDisks) || !has(oldSelf.dataDisks) || size(self.dataDisks) != size(oldSelf.dataDisks) || ({per_disk})"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_fields_compare_presence_through_every_parent() {
+        assert_eq!(
+            unchanged("network.vpcId", Compare::Presence),
+            "(has(self.network) && has(self.network.vpcId)) == (has(oldSelf.network) && has(oldSelf.network.vpcId))"
+        );
+    }
+
+    #[test]
+    fn replace_only_rules_yield_to_recreate() {
+        let rules = all();
+        let zone = rules
+            .iter()
+            .find(|r| r["fieldPath"] == ".zone")
+            .expect("a zone rule");
+        assert!(zone["rule"].as_str().unwrap().contains("'Recreate'"));
+        let region = rules.iter().find(|r| r["fieldPath"] == ".region").unwrap();
+        assert!(!region["rule"].as_str().unwrap().contains("Recreate"));
+    }
+}
