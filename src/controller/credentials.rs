@@ -4,6 +4,7 @@
 //! go nowhere but into the signed request.
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 
 use crate::api::{SecretKeyRef, SecretRef};
@@ -69,6 +70,13 @@ pub enum Purpose {
     Password,
 }
 
+/// Credentials, and the Secret they came from (only its metadata: the values stay in
+/// `credentials`); `None` for the operator's defaults, which no resource holds.
+pub struct Resolved {
+    pub credentials: Credentials,
+    pub secret: Option<ObjectMeta>,
+}
+
 /// The credentials a resource in `namespace` names with `reference` (its Secret), or the
 /// operator's defaults when it names none. Any kind of resource with a credentials reference
 /// resolves them here.
@@ -77,9 +85,15 @@ pub async fn resolve_credentials(
     reference: Option<&SecretRef>,
     namespace: &str,
     defaults: Option<&Credentials>,
-) -> Result<Result<Credentials, SecretProblem>, kube::Error> {
+) -> Result<Result<Resolved, SecretProblem>, kube::Error> {
     let Some(reference) = reference else {
-        return Ok(defaults.cloned().ok_or(SecretProblem::NoDefaultCredentials));
+        return Ok(defaults
+            .cloned()
+            .map(|credentials| Resolved {
+                credentials,
+                secret: None,
+            })
+            .ok_or(SecretProblem::NoDefaultCredentials));
     };
     let secret = match read_secret(kube, namespace, &reference.name).await? {
         Ok(secret) => secret,
@@ -101,7 +115,10 @@ pub async fn resolve_credentials(
     if let Some(token) = field(KEY_TOKEN) {
         credentials = credentials.with_token(SecretString::new(token));
     }
-    Ok(Ok(credentials))
+    Ok(Ok(Resolved {
+        credentials,
+        secret: Some(secret.metadata),
+    }))
 }
 
 /// The login password named by `reference`.
