@@ -31,7 +31,7 @@ use tencent_cloud::credentials::SecretString;
 use tencent_cloud::error::CloudError;
 use tencent_cloud::types::Instance;
 
-/// More steps than the longest path of the protocol (create: 7) means a step that does not
+/// More steps than the longest path of the protocol (create: 8) means a step that does not
 /// change the view: a bug, reported rather than looped on.
 const MAX_STEPS: usize = 16;
 
