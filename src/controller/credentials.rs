@@ -38,6 +38,18 @@ pub enum SecretProblem {
         name: String,
         denial: String,
     },
+    /// RBAC denies the operator `patch` on the credentials Secret, which it needs to hold
+    /// the Secret (finalizer `cvm-operator.io/credentials-in-use`) while the resource needs it.
+    #[error(
+        "the operator may not hold Secret {namespace}/{name} while this resource needs it: \
+         {denial}. Grant its ServiceAccount `patch` on `secrets` in namespace {namespace} \
+         (the secret-reader ClusterRole of this version does)"
+    )]
+    HoldForbidden {
+        namespace: String,
+        name: String,
+        denial: String,
+    },
     #[error(
         "spec.credentialsSecretRef is not set and the operator has no default credentials \
          (TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY)"
@@ -60,6 +72,7 @@ impl SecretProblem {
                 "CredentialsSecretForbidden"
             }
             (SecretProblem::SecretForbidden { .. }, Purpose::Password) => "PasswordSecretForbidden",
+            (SecretProblem::HoldForbidden { .. }, _) => "CredentialsSecretForbidden",
         }
     }
 }
@@ -148,19 +161,30 @@ async fn read_secret(
     name: &str,
 ) -> Result<Result<Secret, SecretProblem>, kube::Error> {
     let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-    match secrets.get_opt(name).await {
-        Ok(Some(secret)) => Ok(Ok(secret)),
-        Ok(None) => Ok(Err(SecretProblem::SecretNotFound {
+    let read = denied_as(secrets.get_opt(name).await, |denial| {
+        SecretProblem::SecretForbidden {
             namespace: namespace.to_string(),
             name: name.to_string(),
-        })),
-        Err(kube::Error::Api(status)) if status.code == 403 => {
-            Ok(Err(SecretProblem::SecretForbidden {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                denial: status.message,
-            }))
+            denial,
         }
+    })?;
+    Ok(read.and_then(|found| {
+        found.ok_or_else(|| SecretProblem::SecretNotFound {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }))
+}
+
+/// An RBAC denial (403) as the `problem` it means for the resource, with the API server's
+/// message; any other API error stays an error, retried.
+pub fn denied_as<T>(
+    result: Result<T, kube::Error>,
+    problem: impl FnOnce(String) -> SecretProblem,
+) -> Result<Result<T, SecretProblem>, kube::Error> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(kube::Error::Api(status)) if status.code == 403 => Ok(Err(problem(status.message))),
         Err(error) => Err(error),
     }
 }
@@ -242,5 +266,24 @@ mod tests {
         );
         assert_eq!(p.reason(Purpose::Credentials), "CredentialsSecretForbidden");
         assert_eq!(p.reason(Purpose::Password), "PasswordSecretForbidden");
+    }
+
+    #[test]
+    fn a_secret_that_may_not_be_held_names_the_patch_permission() {
+        let p = SecretProblem::HoldForbidden {
+            namespace: "team-b".into(),
+            name: "tc".into(),
+            denial: "cannot patch resource \"secrets\"".into(),
+        };
+        let message = p.to_string();
+        assert!(
+            message.starts_with("the operator may not hold Secret team-b/tc"),
+            "{message}"
+        );
+        assert!(
+            message.contains("`patch` on `secrets` in namespace team-b"),
+            "{message}"
+        );
+        assert_eq!(p.reason(Purpose::Credentials), "CredentialsSecretForbidden");
     }
 }

@@ -105,10 +105,15 @@ async fn perform(
                 .credentials_secret
                 .as_ref()
                 .ok_or(Error::StepOrder("holding a Secret before reading it"))?;
-            secret_use::hold(&t.ctx.kube, &t.namespace, meta).await?;
-            info!(secret = %secret, "holding the credentials Secret while this resource needs it");
-            if let Some(read) = run.facts.credentials_secret.as_mut() {
-                read.held = true;
+            match secret_use::hold(&t.ctx.kube, &t.namespace, meta).await? {
+                Ok(()) => {
+                    info!(secret = %secret, "holding the credentials Secret while this resource needs it");
+                    if let Some(read) = run.facts.credentials_secret.as_mut() {
+                        read.held = true;
+                    }
+                }
+                // No cloud call with a Secret that could vanish under the instance.
+                Err(problem) => run.facts.credentials = Some(Err(problem)),
             }
             None
         }

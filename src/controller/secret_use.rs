@@ -15,6 +15,7 @@ use kube::{Api, ResourceExt};
 
 use super::Watched;
 use super::context::Context;
+use super::credentials::{SecretProblem, denied_as};
 use super::finalizer::{self, has_finalizer};
 use super::step::releasing;
 use crate::api::{CREDENTIALS_IN_USE, CvmInstance};
@@ -44,20 +45,26 @@ impl SecretUse {
 }
 
 /// Puts [`CREDENTIALS_IN_USE`] on the Secret as read (`meta`); a guarded patch, so it fails
-/// rather than overwrite a finalizer list that changed meanwhile.
+/// rather than overwrite a finalizer list that changed meanwhile. An RBAC denial is a problem
+/// a person must fix (a condition); any other API error is retried.
 pub async fn hold(
     kube: &kube::Client,
     namespace: &str,
     meta: &ObjectMeta,
-) -> Result<(), kube::Error> {
+) -> Result<Result<(), SecretProblem>, kube::Error> {
     let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
     let secret = Secret {
         metadata: meta.clone(),
         ..Secret::default()
     };
-    finalizer::add(&secrets, &secret, CREDENTIALS_IN_USE)
+    let held = finalizer::add(&secrets, &secret, CREDENTIALS_IN_USE)
         .await
-        .map(|_| ())
+        .map(|_| ());
+    denied_as(held, |denial| SecretProblem::HoldForbidden {
+        namespace: namespace.to_string(),
+        name: secret.name_any(),
+        denial,
+    })
 }
 
 /// Takes [`CREDENTIALS_IN_USE`] off Secret `name`, if it is still there.

@@ -252,6 +252,17 @@ fn create_rows() -> Vec<(&'static str, Case, String)> {
         ("no finalizer: added before anything", Case::new().without_finalizer(), "AddFinalizer".into()),
         ("credentials not read yet", Case::new().facts(|f| f.credentials = None), "ResolveCredentials".into()),
         ("credentials Secret not held: held before any cloud call", Case::new().facts(secret(false, false)), "HoldCredentials tc".into()),
+        (
+            "credentials Secret may not be held (RBAC): nothing with it",
+            Case::new().facts(secret(false, false)).facts(|f| {
+                f.credentials = Some(Err(SecretProblem::HoldForbidden {
+                    namespace: "team-a".into(),
+                    name: "tc".into(),
+                    denial: "forbidden".into(),
+                }));
+            }),
+            "Stall CredentialsSecretForbidden SlowRetry".into(),
+        ),
         ("credentials Secret held: on with the protocol", Case::new().facts(secret(true, false)), "ReadBack".into()),
         ("default credentials: nothing to hold", Case::new(), "ReadBack".into()),
         (
