@@ -240,21 +240,23 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
     let sweeper = Sweeper::new();
     let triggers = sweeper.triggers::<cvm_operator::api::CvmInstance>();
     tokio::spawn(sweeper.clone().run(settings.resync));
-    let ctx = Arc::new(
-        Context::new(kube, events, Arc::new(clouds), settings, sweeper)
-            .with_metrics(metrics.clone()),
-    );
-
-    info!(endpoint = ?args.endpoint, "cvm-operator starting");
     // One watch per kind, shared by every controller that reads the kind; each controller
     // subscribes before the watches start. A new controller joins the `join!`.
     let cvm_instances = controller::SharedWatch::new(controller::watched_api(
-        &ctx.kube,
+        &kube,
         args.watch_namespace.as_deref(),
     ));
+    let cvm_instance_watch = cvm_instances.subscribe();
+    let ctx = Arc::new(
+        Context::new(kube, events, Arc::new(clouds), settings, sweeper)
+            .with_metrics(metrics.clone())
+            .with_instances(cvm_instance_watch.cache.clone()),
+    );
+
+    info!(endpoint = ?args.endpoint, "cvm-operator starting");
     let cvm_instance_controller = controller::run_shared(
         ctx,
-        cvm_instances.subscribe(),
+        cvm_instance_watch,
         triggers,
         args.concurrency,
         shutdown.requested(),

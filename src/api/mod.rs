@@ -15,6 +15,9 @@ use serde_json::Value;
 
 /// Finalizer that holds the resource until its instance is terminated.
 pub const FINALIZER: &str = "cvm-operator.io/terminate-instance";
+/// Finalizer that holds a credentials Secret while a CvmInstance that names it may still
+/// need it to terminate its instance (like Kubernetes' pvc-protection).
+pub const CREDENTIALS_IN_USE: &str = "cvm-operator.io/credentials-in-use";
 /// Tags the operator puts on every instance it creates.
 pub const TAG_UID: &str = "cvm-operator.io/uid";
 pub const TAG_NAMESPACE: &str = "cvm-operator.io/namespace";

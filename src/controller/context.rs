@@ -1,11 +1,13 @@
 //! What every reconcile shares: clients, the Event publisher, settings, per-object backoff.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kube::runtime::reflector::Store;
 use rand::Rng;
 
+use super::Watched;
 use super::events::EventPublisher;
 use super::sweep::Sweeper;
 use crate::cloud::{Clock, Clouds, SystemClock};
@@ -58,8 +60,14 @@ pub struct Context {
     pub settings: Settings,
     pub sweeper: Arc<Sweeper>,
     pub metrics: Arc<Metrics>,
+    /// The shared cache of CvmInstances, to find the others naming a credentials Secret
+    /// before letting go of it; without it (tests) every such question goes to the API server.
+    pub instances: Option<Store<Watched>>,
     /// Consecutive failures per resource UID, for exponential backoff of retries.
     failures: Mutex<HashMap<String, u32>>,
+    /// Resource UIDs already told (by an Event) that their credentials Secret is being
+    /// deleted: Events are published on transitions only.
+    told_secret_deleting: Mutex<HashSet<String>>,
 }
 
 impl Context {
@@ -78,8 +86,25 @@ impl Context {
             settings,
             sweeper,
             metrics: Arc::new(Metrics::default()),
+            instances: None,
             failures: Mutex::new(HashMap::new()),
+            told_secret_deleting: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Reads the other CvmInstances from the controller's shared cache.
+    pub fn with_instances(mut self, cache: Store<Watched>) -> Self {
+        self.instances = Some(cache);
+        self
+    }
+
+    /// Whether `uid` has not been told yet that its credentials Secret is being deleted;
+    /// the first call says yes, the next ones no, until [`Context::forget`].
+    pub fn first_told_secret_deleting(&self, uid: &str) -> bool {
+        self.told_secret_deleting
+            .lock()
+            .expect("told map poisoned")
+            .insert(uid.to_string())
     }
 
     /// Measures time with `clock` instead of the system clock (tests move it by hand).
@@ -111,6 +136,15 @@ impl Context {
         self.failures
             .lock()
             .expect("backoff map poisoned")
+            .remove(uid);
+    }
+
+    /// Drops what is kept about `uid`, a resource that is letting go.
+    pub fn forget(&self, uid: &str) {
+        self.reset_backoff(uid);
+        self.told_secret_deleting
+            .lock()
+            .expect("told map poisoned")
             .remove(uid);
     }
 }

@@ -4,6 +4,7 @@
 //! go nowhere but into the signed request.
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 
 use crate::api::{SecretKeyRef, SecretRef};
@@ -37,6 +38,18 @@ pub enum SecretProblem {
         name: String,
         denial: String,
     },
+    /// RBAC denies the operator `patch` on the credentials Secret, which it needs to hold
+    /// the Secret (finalizer `cvm-operator.io/credentials-in-use`) while the resource needs it.
+    #[error(
+        "the operator may not hold Secret {namespace}/{name} while this resource needs it: \
+         {denial}. Grant its ServiceAccount `patch` on `secrets` in namespace {namespace} \
+         (the secret-reader ClusterRole of this version does)"
+    )]
+    HoldForbidden {
+        namespace: String,
+        name: String,
+        denial: String,
+    },
     #[error(
         "spec.credentialsSecretRef is not set and the operator has no default credentials \
          (TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY)"
@@ -59,6 +72,7 @@ impl SecretProblem {
                 "CredentialsSecretForbidden"
             }
             (SecretProblem::SecretForbidden { .. }, Purpose::Password) => "PasswordSecretForbidden",
+            (SecretProblem::HoldForbidden { .. }, _) => "CredentialsSecretForbidden",
         }
     }
 }
@@ -69,6 +83,13 @@ pub enum Purpose {
     Password,
 }
 
+/// Credentials, and the Secret they came from (only its metadata: the values stay in
+/// `credentials`); `None` for the operator's defaults, which no resource holds.
+pub struct Resolved {
+    pub credentials: Credentials,
+    pub secret: Option<ObjectMeta>,
+}
+
 /// The credentials a resource in `namespace` names with `reference` (its Secret), or the
 /// operator's defaults when it names none. Any kind of resource with a credentials reference
 /// resolves them here.
@@ -77,9 +98,15 @@ pub async fn resolve_credentials(
     reference: Option<&SecretRef>,
     namespace: &str,
     defaults: Option<&Credentials>,
-) -> Result<Result<Credentials, SecretProblem>, kube::Error> {
+) -> Result<Result<Resolved, SecretProblem>, kube::Error> {
     let Some(reference) = reference else {
-        return Ok(defaults.cloned().ok_or(SecretProblem::NoDefaultCredentials));
+        return Ok(defaults
+            .cloned()
+            .map(|credentials| Resolved {
+                credentials,
+                secret: None,
+            })
+            .ok_or(SecretProblem::NoDefaultCredentials));
     };
     let secret = match read_secret(kube, namespace, &reference.name).await? {
         Ok(secret) => secret,
@@ -101,7 +128,10 @@ pub async fn resolve_credentials(
     if let Some(token) = field(KEY_TOKEN) {
         credentials = credentials.with_token(SecretString::new(token));
     }
-    Ok(Ok(credentials))
+    Ok(Ok(Resolved {
+        credentials,
+        secret: Some(secret.metadata),
+    }))
 }
 
 /// The login password named by `reference`.
@@ -131,19 +161,30 @@ async fn read_secret(
     name: &str,
 ) -> Result<Result<Secret, SecretProblem>, kube::Error> {
     let secrets: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-    match secrets.get_opt(name).await {
-        Ok(Some(secret)) => Ok(Ok(secret)),
-        Ok(None) => Ok(Err(SecretProblem::SecretNotFound {
+    let read = denied_as(secrets.get_opt(name).await, |denial| {
+        SecretProblem::SecretForbidden {
             namespace: namespace.to_string(),
             name: name.to_string(),
-        })),
-        Err(kube::Error::Api(status)) if status.code == 403 => {
-            Ok(Err(SecretProblem::SecretForbidden {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                denial: status.message,
-            }))
+            denial,
         }
+    })?;
+    Ok(read.and_then(|found| {
+        found.ok_or_else(|| SecretProblem::SecretNotFound {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }))
+}
+
+/// An RBAC denial (403) as the `problem` it means for the resource, with the API server's
+/// message; any other API error stays an error, retried.
+pub fn denied_as<T>(
+    result: Result<T, kube::Error>,
+    problem: impl FnOnce(String) -> SecretProblem,
+) -> Result<Result<T, SecretProblem>, kube::Error> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(kube::Error::Api(status)) if status.code == 403 => Ok(Err(problem(status.message))),
         Err(error) => Err(error),
     }
 }
@@ -225,5 +266,24 @@ mod tests {
         );
         assert_eq!(p.reason(Purpose::Credentials), "CredentialsSecretForbidden");
         assert_eq!(p.reason(Purpose::Password), "PasswordSecretForbidden");
+    }
+
+    #[test]
+    fn a_secret_that_may_not_be_held_names_the_patch_permission() {
+        let p = SecretProblem::HoldForbidden {
+            namespace: "team-b".into(),
+            name: "tc".into(),
+            denial: "cannot patch resource \"secrets\"".into(),
+        };
+        let message = p.to_string();
+        assert!(
+            message.starts_with("the operator may not hold Secret team-b/tc"),
+            "{message}"
+        );
+        assert!(
+            message.contains("`patch` on `secrets` in namespace team-b"),
+            "{message}"
+        );
+        assert_eq!(p.reason(Purpose::Credentials), "CredentialsSecretForbidden");
     }
 }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use tracing::{Span, info};
@@ -21,10 +22,11 @@ use super::events::EventType;
 use super::finalizer;
 use super::observe::{Requeue, Verdict, poll_interval};
 use super::request::{Owner, client_token, run_instances_request};
-use super::step::{Day2, Facts, Release, Step, View, Wait, next_step};
+use super::secret_use::{self, SecretUse};
+use super::step::{Day2, Facts, RELEASING, Release, Step, View, Wait, next_step};
 use super::target::Target;
 use super::update;
-use crate::api::{CvmInstance, Operation, TAG_UID};
+use crate::api::{CREDENTIALS_IN_USE, CvmInstance, Operation, TAG_UID};
 use crate::cloud::Cloud;
 use crate::day2::Change;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -32,7 +34,7 @@ use tencent_cloud::credentials::SecretString;
 use tencent_cloud::error::CloudError;
 use tencent_cloud::types::Instance;
 
-/// More steps than the longest path of the protocol (create: 7) means a step that does not
+/// More steps than the longest path of the protocol (create: 8) means a step that does not
 /// change the view: a bug, reported rather than looped on.
 const MAX_STEPS: usize = 16;
 
@@ -43,6 +45,8 @@ struct Run {
     cloud: Option<Arc<dyn Cloud>>,
     /// The resolved login password; never in `Facts`, which are logged in tests.
     password: Option<SecretString>,
+    /// The credentials Secret's metadata as read, for the guarded patch that holds it.
+    credentials_secret: Option<ObjectMeta>,
 }
 
 /// Reconciles `obj` to its next resting point.
@@ -56,6 +60,7 @@ pub async fn execute(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
         facts: Facts::default(),
         cloud: None,
         password: None,
+        credentials_secret: None,
     };
     run.facts.sweeper_vouches = sweeper_vouches(&t);
     for _ in 0..MAX_STEPS {
@@ -81,7 +86,7 @@ async fn perform(
     let ends = step.ends();
     let action = match step {
         Step::AddFinalizer => {
-            let updated = finalizer::add(&t.api, &t.obj).await?;
+            let updated = finalizer::add(&t.api, &t.obj, crate::api::FINALIZER).await?;
             t.reset(Arc::new(updated));
             None
         }
@@ -90,10 +95,46 @@ async fn perform(
             let reference = t.obj.spec.credentials_secret_ref.as_ref();
             let resolved = resolve_credentials(&t.ctx.kube, reference, &t.namespace, defaults)
                 .await?
-                .map(|credentials| {
-                    run.cloud = Some(t.ctx.clouds.get(&credentials, &t.obj.spec.region));
+                .map(|resolved| {
+                    run.cloud = Some(t.ctx.clouds.get(&resolved.credentials, &t.obj.spec.region));
+                    run.facts.credentials_secret = resolved.secret.as_ref().map(SecretUse::of);
+                    run.credentials_secret = resolved.secret;
                 });
             run.facts.credentials = Some(resolved);
+            None
+        }
+        Step::HoldCredentials { secret } => {
+            let meta = run
+                .credentials_secret
+                .as_ref()
+                .ok_or(Error::StepOrder("holding a Secret before reading it"))?;
+            match secret_use::hold(&t.ctx.kube, &t.namespace, meta).await? {
+                Ok(()) => {
+                    info!(secret = %secret, "holding the credentials Secret while this resource needs it");
+                    if let Some(read) = run.facts.credentials_secret.as_mut() {
+                        read.held = true;
+                    }
+                }
+                // No cloud call with a Secret that could vanish under the instance.
+                Err(problem) => run.facts.credentials = Some(Err(problem)),
+            }
+            None
+        }
+        Step::TellSecretDeleting { secret } => {
+            if t.ctx.first_told_secret_deleting(&t.uid) {
+                let note = format!(
+                    "Secret {secret} is being deleted while this resource needs its credentials; \
+                     it stays (finalizer {CREDENTIALS_IN_USE}) until this resource is deleted"
+                );
+                t.event(
+                    EventType::Warning,
+                    "CredentialsSecretDeleting",
+                    &note,
+                    "Credentials",
+                )
+                .await;
+            }
+            run.facts.told_secret_deleting = true;
             None
         }
         Step::ReadBack => {
@@ -330,8 +371,9 @@ async fn perform(
                 }
             };
             t.event(EventType::Normal, reason, &note, "Delete").await;
-            finalizer::remove(&t.api, &t.obj).await?;
-            t.ctx.reset_backoff(&t.uid);
+            let_go_of_credentials(t, &note).await?;
+            finalizer::remove(&t.api, &t.obj, crate::api::FINALIZER).await?;
+            t.ctx.forget(&t.uid);
             t.ctx.metrics.instance_state(&t.uid, None);
             Some(wait(t, Wait::AwaitChange))
         }
@@ -352,6 +394,29 @@ async fn perform(
         "Step::ends disagrees with the executor"
     );
     Ok(action)
+}
+
+/// Takes the in-use finalizer off the credentials Secret if no other CvmInstance of the
+/// namespace needs it. Records first that this resource is releasing, so that a crash
+/// after the Secret went does not leave it waiting for credentials it no longer needs.
+async fn let_go_of_credentials(t: &mut Target<'_, CvmInstance>, note: &str) -> Result<(), Error> {
+    let Some(secret) = t
+        .obj
+        .spec
+        .credentials_secret_ref
+        .as_ref()
+        .map(|r| r.name.clone())
+    else {
+        return Ok(());
+    };
+    let health = Health::progressing(RELEASING, format!("{note}; releasing Secret {secret}"));
+    t.save(&health, false).await?;
+    if secret_use::needed_by_another(t.ctx, &t.namespace, &secret, &t.uid).await? {
+        return Ok(());
+    }
+    secret_use::release(&t.ctx.kube, &t.namespace, &secret).await?;
+    info!(secret = %secret, "released the credentials Secret: no other resource needs it");
+    Ok(())
 }
 
 /// The cloud client; every cloud step comes after ResolveCredentials.

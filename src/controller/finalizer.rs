@@ -1,4 +1,5 @@
-//! Adding and removing the finalizer with guarded JSON patches.
+//! Adding and removing a finalizer with guarded JSON patches: the resource's own
+//! ([`FINALIZER`]) and the one that holds a credentials Secret in use (`secret_use`).
 //!
 //! Written here rather than with kube's `finalizer()` helper because a deletion that is still
 //! waiting for its instance to go away is a normal state, not an error: the helper would only
@@ -14,11 +15,15 @@ use serde_json::Value;
 use crate::api::FINALIZER;
 
 pub fn has_finalizer<K: Resource>(obj: &K) -> bool {
-    obj.finalizers().iter().any(|f| f == FINALIZER)
+    carries(obj, FINALIZER)
 }
 
-/// Adds the finalizer; the `test` makes the patch fail if the list changed meanwhile.
-pub async fn add<K>(api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+pub fn carries<K: Resource>(obj: &K, finalizer: &str) -> bool {
+    obj.finalizers().iter().any(|f| f == finalizer)
+}
+
+/// Adds `finalizer`; the `test` makes the patch fail if the list changed meanwhile.
+pub async fn add<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<K, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -30,7 +35,7 @@ where
             }),
             PatchOperation::Add(AddOperation {
                 path: "/metadata/finalizers".parse().expect("static path"),
-                value: serde_json::json!([FINALIZER]),
+                value: serde_json::json!([finalizer]),
             }),
         ],
         Some(list) => vec![
@@ -40,7 +45,7 @@ where
             }),
             PatchOperation::Add(AddOperation {
                 path: "/metadata/finalizers/-".parse().expect("static path"),
-                value: Value::from(FINALIZER),
+                value: Value::from(finalizer),
             }),
         ],
     };
@@ -52,19 +57,19 @@ where
     .await
 }
 
-/// Removes the finalizer, letting Kubernetes delete the resource.
-pub async fn remove<K>(api: &Api<K>, obj: &K) -> Result<(), kube::Error>
+/// Removes `finalizer`, letting Kubernetes delete the object once it carries no other.
+pub async fn remove<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let Some(index) = obj.finalizers().iter().position(|f| f == FINALIZER) else {
+    let Some(index) = obj.finalizers().iter().position(|f| f == finalizer) else {
         return Ok(());
     };
     let path = format!("/metadata/finalizers/{index}");
     let ops = vec![
         PatchOperation::Test(TestOperation {
             path: path.parse().expect("index path"),
-            value: Value::from(FINALIZER),
+            value: Value::from(finalizer),
         }),
         PatchOperation::Remove(RemoveOperation {
             path: path.parse().expect("index path"),

@@ -1,5 +1,6 @@
 //! The CvmInstance controller: the protocol (`step`) and its executor (`execute`), the
-//! pieces any kind can use (`target`: status and Events, `finalizer`, `credentials`,
+//! pieces any kind can use (`target`: status and Events, `finalizer`, `credentials` and
+//! `secret_use`: the credentials Secret held while needed,
 //! `sweep`: bulk observation, `watch`: one shared watch per kind), and the wiring.
 
 pub mod conditions;
@@ -12,6 +13,7 @@ mod finalizer;
 mod invalid;
 pub mod observe;
 pub mod request;
+mod secret_use;
 pub mod step;
 pub mod sweep;
 mod target;

@@ -18,6 +18,7 @@ use super::credentials::{Purpose, SecretProblem};
 use super::finalizer::has_finalizer;
 use super::observe::{Verdict, judge};
 use super::request::{TAG_ATTEMPT, client_token, user_data_fits};
+use super::secret_use::SecretUse;
 use super::update;
 use crate::api::{CvmInstance, CvmInstanceStatus, DeletionPolicy};
 use crate::day2::{self, Change, Field, Observed, Plan, PlanInput};
@@ -30,6 +31,10 @@ use tencent_cloud::types::Instance;
 pub struct Facts {
     /// The credentials Secret resolved (`Ok`), or why not.
     pub credentials: Option<Result<(), SecretProblem>>,
+    /// The credentials Secret as read (held, being deleted); `None` for the defaults.
+    pub credentials_secret: Option<SecretUse>,
+    /// The resource was told (or had been told) that its credentials Secret is being deleted.
+    pub told_secret_deleting: bool,
     /// The status was read back from the API server (not the watch cache) in this reconcile.
     pub read_back: bool,
     /// The read-back found another object under the name (deleted and created again).
@@ -114,6 +119,10 @@ pub enum Step {
     AddFinalizer,
     /// Read the credentials Secret (or take the defaults).
     ResolveCredentials,
+    /// Put the in-use finalizer on the credentials Secret before any cloud call with it.
+    HoldCredentials { secret: String },
+    /// Tell (an Event) that the credentials Secret is being deleted while still needed.
+    TellSecretDeleting { secret: String },
     /// Read the resource from the API server: the watch cache can lag behind our own writes.
     ReadBack,
     /// Read the login password Secret.
@@ -190,6 +199,8 @@ impl Step {
             self,
             Step::AddFinalizer
                 | Step::ResolveCredentials
+                | Step::HoldCredentials { .. }
+                | Step::TellSecretDeleting { .. }
                 | Step::ReadBack
                 | Step::ResolvePassword
                 | Step::PersistToken { .. }
@@ -214,7 +225,7 @@ pub fn next_step(view: &View<'_>, now: Timestamp, settings: &Settings) -> Step {
     if !has_finalizer(view.object) {
         return Step::AddFinalizer;
     }
-    if let Some(step) = credentials(view.facts) {
+    if let Some(step) = credentials(view.facts, false) {
         return step;
     }
     let facts = view.facts;
@@ -232,13 +243,48 @@ pub fn next_step(view: &View<'_>, now: Timestamp, settings: &Settings) -> Step {
     }
 }
 
-/// Until the credentials are known, resolving them; a problem with them stalls.
-fn credentials(facts: &Facts) -> Option<Step> {
+/// Until the credentials are known, resolving them; a problem with them stalls. Then the
+/// Secret they came from is held before the first cloud call (`deleting`: the resource is).
+fn credentials(facts: &Facts, deleting: bool) -> Option<Step> {
     match &facts.credentials {
-        None => Some(Step::ResolveCredentials),
-        Some(Err(problem)) => Some(secret_problem(problem, Purpose::Credentials)),
-        Some(Ok(())) => None,
+        None => return Some(Step::ResolveCredentials),
+        Some(Err(problem)) => return Some(secret_problem(problem, Purpose::Credentials)),
+        Some(Ok(())) => {}
     }
+    // The operator's defaults: nothing to hold.
+    let secret = facts.credentials_secret.as_ref()?;
+    let name = secret.name.clone();
+    match (secret.held, secret.deleting) {
+        (false, false) => Some(Step::HoldCredentials { secret: name }),
+        // No finalizer can be added to an object being deleted: nothing new is started with
+        // credentials that may vanish at any moment; a deletion still terminates with them.
+        (false, true) if !deleting => Some(Step::Stall {
+            reason: "CredentialsSecretDeleting",
+            message: format!(
+                "Secret {name} is being deleted and is not held for this resource; nothing is \
+                 created or changed with it. Restore it, or name another Secret"
+            ),
+            then: Wait::SlowRetry,
+        }),
+        (true, true) if !facts.told_secret_deleting => {
+            Some(Step::TellSecretDeleting { secret: name })
+        }
+        _ => None,
+    }
+}
+
+/// The Reconciling reason a deleted resource records before it lets go of its credentials
+/// Secret: from then on it needs no cloud call (its instance is gone and no creation starts
+/// after deletion), so it must not wait for a Secret it may itself have let be deleted.
+pub const RELEASING: &str = "ReleasingCredentials";
+
+/// Whether `stored` records that the resource is letting go (see [`RELEASING`]).
+pub fn releasing(stored: &CvmInstanceStatus) -> bool {
+    stored
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == RECONCILING && c.status == "True" && c.reason == RELEASING)
 }
 
 fn secret_problem(problem: &SecretProblem, purpose: Purpose) -> Step {
@@ -462,8 +508,14 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
             why: Release::Orphaned { what },
         };
     }
+    // A release interrupted after the Secret was let go: only the finalizer is left.
+    if releasing(stored) {
+        return Step::ReleaseFinalizer {
+            why: Release::Terminated { what },
+        };
+    }
     // Without credentials nothing can be terminated: the finalizer stays (no leak).
-    if let Some(step) = credentials(facts) {
+    if let Some(step) = credentials(facts, true) {
         return step;
     }
     // Once the recorded instance was told to terminate, following it takes only its ID
@@ -586,4 +638,4 @@ fn uid(view: &View<'_>) -> String {
 
 #[cfg(test)]
 #[path = "step_table.rs"]
-mod table;
+pub(crate) mod table;

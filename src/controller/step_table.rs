@@ -24,7 +24,8 @@ fn at(seconds: u64) -> Timestamp {
     t0() + Duration::from_secs(seconds)
 }
 
-fn spec(extra: serde_json::Value) -> CvmInstanceSpec {
+/// A valid spec with `extra` merged in (`null` removes a field); other unit tests use it too.
+pub(crate) fn spec(extra: serde_json::Value) -> CvmInstanceSpec {
     let mut spec = serde_json::json!({
         "region": "ap-guangzhou",
         "zone": "ap-guangzhou-3",
@@ -164,6 +165,17 @@ fn not_found() -> SecretProblem {
     }
 }
 
+/// The credentials came from Secret `tc`, as read: held by the operator, being deleted.
+fn secret(held: bool, deleting: bool) -> impl FnOnce(&mut Facts) {
+    move |f: &mut Facts| {
+        f.credentials_secret = Some(SecretUse {
+            name: "tc".into(),
+            held,
+            deleting,
+        });
+    }
+}
+
 fn reconciling() -> Health {
     Health::progressing("Provisioning", "on its way")
 }
@@ -218,6 +230,8 @@ fn label(step: &Step) -> String {
         Step::ReleaseFinalizer {
             why: Release::Terminated { what },
         } => format!("Release Terminated {what}"),
+        Step::HoldCredentials { secret } => format!("HoldCredentials {secret}"),
+        Step::TellSecretDeleting { secret } => format!("TellSecretDeleting {secret}"),
         Step::Stall { reason, then, .. } => format!("Stall {reason} {then:?}"),
         Step::CloudFailure { action, error } => format!("CloudFailure {action} {}", error.code()),
         Step::Idle { then } => format!("Idle {then:?}"),
@@ -241,6 +255,31 @@ fn create_rows() -> Vec<(&'static str, Case, String)> {
     vec![
         ("no finalizer: added before anything", Case::new().without_finalizer(), "AddFinalizer".into()),
         ("credentials not read yet", Case::new().facts(|f| f.credentials = None), "ResolveCredentials".into()),
+        ("credentials Secret not held: held before any cloud call", Case::new().facts(secret(false, false)), "HoldCredentials tc".into()),
+        (
+            "credentials Secret may not be held (RBAC): nothing with it",
+            Case::new().facts(secret(false, false)).facts(|f| {
+                f.credentials = Some(Err(SecretProblem::HoldForbidden {
+                    namespace: "team-a".into(),
+                    name: "tc".into(),
+                    denial: "forbidden".into(),
+                }));
+            }),
+            "Stall CredentialsSecretForbidden SlowRetry".into(),
+        ),
+        ("credentials Secret held: on with the protocol", Case::new().facts(secret(true, false)), "ReadBack".into()),
+        ("default credentials: nothing to hold", Case::new(), "ReadBack".into()),
+        (
+            "credentials Secret being deleted, not held: nothing new with it",
+            Case::new().facts(secret(false, true)),
+            "Stall CredentialsSecretDeleting SlowRetry".into(),
+        ),
+        ("credentials Secret being deleted while held: told", Case::new().facts(secret(true, true)), "TellSecretDeleting tc".into()),
+        (
+            "credentials Secret being deleted while held, told: on with the protocol",
+            Case::new().facts(secret(true, true)).facts(|f| f.told_secret_deleting = true),
+            "ReadBack".into(),
+        ),
         (
             "credentials Secret missing: stalled, retried slowly",
             Case::new().facts(|f| f.credentials = Some(Err(not_found()))),
@@ -521,6 +560,35 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
             "Stall CredentialsSecretNotFound SlowRetry".into(),
         ),
         (
+            "credentials Secret not held: held before terminating",
+            recorded("RUNNING").facts(secret(false, false)),
+            "HoldCredentials tc".into(),
+        ),
+        (
+            "credentials Secret being deleted, not held: terminate with it while it lasts",
+            recorded("RUNNING").facts(secret(false, true)),
+            "LookupByTag".into(),
+        ),
+        (
+            "credentials Secret being deleted while held: told",
+            recorded("RUNNING").facts(secret(true, true)),
+            "TellSecretDeleting tc".into(),
+        ),
+        (
+            "releasing recorded (a crash after the Secret went): let go without credentials",
+            recorded("RUNNING")
+                .stored(|s| {
+                    s.conditions =
+                        Some(Health::progressing(RELEASING, "ins-1 is gone").conditions(
+                            &[],
+                            Some(1),
+                            t0(),
+                        ));
+                })
+                .facts(|f| f.credentials = Some(Err(not_found()))),
+            "Release Terminated ins-1".into(),
+        ),
+        (
             "a running instance: look for everything by tag",
             recorded("RUNNING"),
             "LookupByTag".into(),
@@ -689,6 +757,12 @@ fn steps_that_learn_or_prepare_continue_and_outcomes_end() {
     let continuing = [
         Step::AddFinalizer,
         Step::ResolveCredentials,
+        Step::HoldCredentials {
+            secret: "tc".into(),
+        },
+        Step::TellSecretDeleting {
+            secret: "tc".into(),
+        },
         Step::ReadBack,
         Step::ResolvePassword,
         Step::PersistToken { attempt: 0 },

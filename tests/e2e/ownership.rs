@@ -1,11 +1,14 @@
 //! What Kubernetes' own controllers (kube-controller-manager in the test control plane) do
 //! to CvmInstances: the namespace controller deletes them with their namespace, and the
 //! garbage collector deletes them with their owner and deletes what they own. Every path
-//! ends with the operator terminating the instance before the resource goes.
+//! ends with the operator terminating the instance before the resource goes. Every resource
+//! here names the credentials Secret of its namespace, which the operator holds (finalizer
+//! `cvm-operator.io/credentials-in-use`) until the last resource naming it has let go.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use cvm_operator::api::CREDENTIALS_IN_USE;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
@@ -18,24 +21,6 @@ const READY_SECS: u32 = 90;
 /// The garbage collector finds a new resource type (the CRD) on its discovery, every 30 s.
 const GARBAGE_COLLECTOR_SEES: Duration = Duration::from_secs(90);
 const DELETION: Duration = Duration::from_secs(90);
-
-/// `web(name)` relying on the operator's default credentials. A credentials Secret in the
-/// namespace is deleted together with the CvmInstance when the namespace goes, and without
-/// it the operator cannot confirm the termination, so the finalizer and the namespace stay
-/// (seen with this control plane; the operator does not yet hold the Secret while a
-/// resource needs it).
-fn web_with_default_credentials(name: &str) -> String {
-    let manifest = web(name);
-    let without = manifest.replace("  credentialsSecretRef:\n    name: tencentcloud\n", "");
-    assert_ne!(without, manifest, "the example names a credentials Secret");
-    without
-}
-
-async fn env_with_default_credentials(name: &str) -> TestEnv {
-    TestEnv::without_operator(name, crate::env::sim_config(), false)
-        .await
-        .with_operator(true, &[])
-}
 
 /// The instance the operator launched for resource `uid` was terminated: the simulator no
 /// longer lists it and TerminateInstances succeeded, never refused.
@@ -85,11 +70,33 @@ async fn ready_instance(env: &TestEnv, name: &str) -> String {
     env.get(name).await.metadata.uid.expect("uid")
 }
 
+/// The credentials Secret every resource here names (examples/credentials-secret.yaml).
+const SECRET: &str = "tencentcloud";
+
+fn secrets(env: &TestEnv) -> Api<Secret> {
+    Api::namespaced(env.client.clone(), &env.namespace)
+}
+
+/// Whether the credentials Secret exists and carries the operator's in-use finalizer.
+async fn secret_held(env: &TestEnv) -> bool {
+    let secret = secrets(env).get_opt(SECRET).await.expect("get Secret");
+    secret.is_some_and(|s| {
+        s.metadata
+            .finalizers
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f == CREDENTIALS_IN_USE)
+    })
+}
+
 #[tokio::test]
 async fn deleting_the_namespace_terminates_its_instance_and_the_namespace_goes() {
-    let env = env_with_default_credentials("namespace-deletion").await;
-    env.apply_yaml_ok(&web_with_default_credentials("doomed"));
+    let env = TestEnv::start("namespace-deletion").await;
+    env.apply_yaml_ok(&web("doomed"));
     let uid = ready_instance(&env, "doomed").await;
+    // The namespace controller deletes the Secret alongside the CvmInstance; held, it stays
+    // until the operator no longer needs it to terminate the instance.
+    assert!(secret_held(&env).await, "the Secret is held while in use");
 
     let namespaces = Api::<Namespace>::all(env.client.clone());
     namespaces
@@ -107,12 +114,66 @@ async fn deleting_the_namespace_terminates_its_instance_and_the_namespace_goes()
     .await;
     // The finalizer held the namespace until the instance was gone.
     assert_terminated(&env, &uid).await;
+    let left = env.sim.instances().await;
+    assert!(left.is_empty(), "nothing leaks: {left:?}");
+}
+
+#[tokio::test]
+async fn a_secret_in_use_is_deleted_only_once_no_instance_needs_it() {
+    let mut env = TestEnv::start("secret-in-use").await;
+    env.apply_yaml_ok(&web("first"));
+    env.apply_yaml_ok(&web("second"));
+    let first = ready_instance(&env, "first").await;
+    let second = ready_instance(&env, "second").await;
+    assert!(secret_held(&env).await, "the Secret is held while in use");
+
+    let secrets = secrets(&env);
+    secrets
+        .delete(SECRET, &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
+    // A fresh operator reconciles both resources at once, reads the Secret being deleted and
+    // says so; the Secret still holds the credentials and the instances stay managed.
+    drop(env.operator.take());
+    let env = env.with_operator(false, &[]);
+    wait_for("the CredentialsSecretDeleting Event", DELETION, || async {
+        env.event_reasons()
+            .contains("CredentialsSecretDeleting")
+            .then_some(())
+    })
+    .await;
+    let terminating = secrets
+        .get(SECRET)
+        .await
+        .expect("the Secret stays while in use");
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+
+    // The first resource goes; the second still needs the Secret.
+    kubectl_ok(
+        env.kubectl()
+            .args(["delete", "cvm", "first", "--wait=false"]),
+    );
+    env.wait_gone("first", DELETION).await;
+    assert!(
+        secret_held(&env).await,
+        "the Secret is kept for the resource that still names it"
+    );
+    assert!(env.sim.instances_of(&first).await.is_empty());
+
+    // The last one lets go of it, and only then is it deleted.
+    kubectl_ok(
+        env.kubectl()
+            .args(["delete", "cvm", "second", "--wait=false"]),
+    );
+    wait_gone_in_order((&env.api(), "second"), (&secrets, SECRET)).await;
+    assert!(env.sim.instances_of(&second).await.is_empty());
+    env.sim.assert_terminations_succeeded(2).await;
 }
 
 #[tokio::test]
 async fn what_an_instance_owns_is_collected_once_it_is_gone() {
-    let env = env_with_default_credentials("owned-by-instance").await;
-    env.apply_yaml_ok(&web_with_default_credentials("owner"));
+    let env = TestEnv::start("owned-by-instance").await;
+    env.apply_yaml_ok(&web("owner"));
     let uid = ready_instance(&env, "owner").await;
 
     let config_maps = Api::<ConfigMap>::namespaced(env.client.clone(), &env.namespace);
@@ -143,7 +204,7 @@ async fn what_an_instance_owns_is_collected_once_it_is_gone() {
 
 #[tokio::test]
 async fn foreground_deletion_of_an_owner_waits_for_the_instance_it_owns() {
-    let mut env = env_with_default_credentials("owner-foreground").await;
+    let mut env = TestEnv::start("owner-foreground").await;
     let config_maps = Api::<ConfigMap>::namespaced(env.client.clone(), &env.namespace);
     let owner: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "fleet"}, "data": {"size": "1"}}))
@@ -153,7 +214,7 @@ async fn foreground_deletion_of_an_owner_waits_for_the_instance_it_owns() {
         .await
         .expect("create the owner ConfigMap");
     let owner_uid = owner.metadata.uid.unwrap();
-    let owned = web_with_default_credentials("member").replace(
+    let owned = web("member").replace(
         "metadata:\n  name: member\n",
         &format!(
             "metadata:\n  name: member\n  ownerReferences:\n    - apiVersion: v1\n      \
@@ -205,7 +266,7 @@ async fn foreground_deletion_of_an_owner_waits_for_the_instance_it_owns() {
     );
 
     // A fresh operator finds the CvmInstance being deleted and finishes the job.
-    let env = env.with_operator(true, &[]);
+    let env = env.with_operator(false, &[]);
     wait_gone_in_order((&api, "member"), (&config_maps, "fleet")).await;
     assert_terminated(&env, &uid).await;
 }

@@ -98,7 +98,8 @@ impl CrashSwitch {
 }
 
 /// Puts a [`CrashSwitch`] in front of a kube client's HTTP stack. Writes to cvminstances
-/// (the finalizer and status patches) are the effects that count.
+/// (the finalizer and status patches) and to Secrets (the in-use finalizer) are the effects
+/// that count.
 #[derive(Clone)]
 pub struct CrashLayer(pub Arc<CrashSwitch>);
 
@@ -142,7 +143,9 @@ where
             path.rsplit_once("/cvminstances/")
                 .map_or(path, |(_, rest)| rest)
         );
-        let effect = request.method() != Method::GET && path.contains("/cvminstances");
+        // The credentials Secret's in-use finalizer is written too: its writes are effects.
+        let effect = request.method() != Method::GET
+            && (path.contains("/cvminstances") || path.contains("/secrets/"));
         match self.switch.gate(effect.then_some(what.as_str())) {
             Gate::Dead | Gate::CrashBefore => {
                 Box::pin(async move { Err(format!("{what}: the operator process crashed").into()) })

@@ -10,6 +10,7 @@ use cvm_operator::cloud::ManualClock;
 use cvm_operator::controller::events::EventPublisher;
 use cvm_operator::controller::sweep::Sweeper;
 use cvm_operator::controller::{self, Context, Settings};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, ResourceExt};
@@ -30,7 +31,12 @@ pub struct World {
     pub cloud: Arc<FakeCloud>,
     pub api: Api<CvmInstance>,
     pub name: String,
+    /// The namespace's Secrets, as an admin sees them.
+    pub secrets: Api<Secret>,
 }
+
+/// The credentials Secret [`World::with_credentials_secret`] creates.
+pub const SECRET: &str = "tencentcloud";
 
 /// The process crashed; its reconciles stop here.
 #[derive(Debug)]
@@ -42,6 +48,7 @@ impl World {
         support::install_deploy();
         let admin = support::control_plane().admin_client().await;
         let namespace = support::new_namespace(&admin, prefix).await;
+        let secrets: Api<Secret> = Api::namespaced(admin.clone(), &namespace);
         let api: Api<CvmInstance> = Api::namespaced(admin, &namespace);
         let mut spec = json!({
             "region": "ap-guangzhou",
@@ -68,7 +75,29 @@ impl World {
             clock,
             api,
             name: "machine".into(),
+            secrets,
         }
+    }
+
+    /// As [`World::new`], the CvmInstance naming credentials Secret [`SECRET`], which exists.
+    pub async fn with_credentials_secret(prefix: &str, timing: Timing) -> World {
+        let world = World::new(
+            prefix,
+            timing,
+            json!({"credentialsSecretRef": {"name": SECRET}}),
+        )
+        .await;
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": SECRET},
+            "stringData": {"secretId": "AKIDprotocolsecret", "secretKey": "protocol-secret-key"},
+        }))
+        .expect("a valid Secret");
+        world
+            .secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create the credentials Secret");
+        world
     }
 
     /// A new operator process; `switch` decides when (if ever) it crashes.
