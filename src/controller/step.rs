@@ -299,6 +299,17 @@ fn secret_problem(problem: &SecretProblem, purpose: Purpose) -> Step {
 fn create(view: &View<'_>) -> Step {
     let spec = &view.object.spec;
     let facts = view.facts;
+    // Adoption (issue 11.4) is accepted by the schema but not carried out yet: never create
+    // a second machine for a resource that names an existing one.
+    if let Some(id) = &spec.instance_id {
+        return Step::Stall {
+            reason: "AdoptionNotSupported",
+            message: format!(
+                "spec.instanceId {id}: adopting an existing instance is not supported by this version of the operator; nothing was created"
+            ),
+            then: Wait::AwaitChange,
+        };
+    }
     if spec
         .user_data
         .as_deref()

@@ -255,6 +255,11 @@ fn create_rows() -> Vec<(&'static str, Case, String)> {
     vec![
         ("no finalizer: added before anything", Case::new().without_finalizer(), "AddFinalizer".into()),
         ("credentials not read yet", Case::new().facts(|f| f.credentials = None), "ResolveCredentials".into()),
+        (
+            "an instance to adopt: nothing is created (adoption is not carried out yet)",
+            fresh().spec(serde_json::json!({"instanceId": "ins-abcd1234"})),
+            "Stall AdoptionNotSupported AwaitChange".into(),
+        ),
         ("credentials Secret not held: held before any cloud call", Case::new().facts(secret(false, false)), "HoldCredentials tc".into()),
         (
             "credentials Secret may not be held (RBAC): nothing with it",

@@ -305,12 +305,20 @@ pub fn health(
         .iter()
         .find(|p| needs_person.contains(&p.field.as_str()))
     {
+        let why = match first.reason.as_str() {
+            day2::RESTART_REQUIRED => {
+                "needs a restart, which updatePolicy.restart: Never does not allow"
+            }
+            day2::REIMAGE_REQUIRED => {
+                "needs a reinstall, which updatePolicy.reimage: Never does not allow"
+            }
+            _ => "needs a new instance, which updatePolicy.replace: Never does not allow",
+        };
         return Some(Health::stalled(
             &first.reason,
             format!(
-                "{id}: {} cannot change under the update policy ({}); the instance keeps running as it is",
-                needs_person.join(", "),
-                first.reason
+                "{id}: {} {why}; the instance keeps running as it is",
+                needs_person.join(", ")
             ),
         ));
     }

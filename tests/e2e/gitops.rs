@@ -20,25 +20,26 @@ const WEB: &str = "web-1";
 /// The same example with an instance type that is sold out, hence Stalled.
 const STALLED: &str = "web-stalled";
 const SOLD_OUT_TYPE: &str = "S5.LARGE8";
-const ARGO_CD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/argocd-health.lua");
+pub(crate) const ARGO_CD_SCRIPT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/docs/argocd-health.lua");
 
 #[derive(Deserialize, Debug)]
-struct Verdict {
-    status: String,
-    message: String,
+pub(crate) struct Verdict {
+    pub status: String,
+    pub message: String,
 }
 
 /// One object as tools/gitops-health judged it.
 #[derive(Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
-struct Report {
-    kstatus: Verdict,
-    argocd: Verdict,
-    argocd_script: Verdict,
+pub(crate) struct Report {
+    pub kstatus: Verdict,
+    pub argocd: Verdict,
+    pub argocd_script: Verdict,
 }
 
 /// Runs tools/gitops-health with an Argo CD health script on `objects`.
-fn gitops_health(objects: &[Value], script: &str, extra: &[&str]) -> Vec<Report> {
+pub(crate) fn gitops_health(objects: &[Value], script: &str, extra: &[&str]) -> Vec<Report> {
     let binary = binaries::gitops_health().unwrap_or_else(|e| panic!("gitops-health: {e}"));
     let mut child = Command::new(&binary)
         .args(["--argocd-script", script])
