@@ -169,9 +169,11 @@ pub struct CvmInstanceSpec {
     pub credentials_secret_ref: Option<SecretRef>,
 
     /// What happens to the instance when this resource is deleted: `Delete` terminates it,
-    /// `Orphan` leaves it running (and billing).
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// `Orphan` leaves it running (and billing). Unset: `Delete` for an instance the operator
+    /// created, `Orphan` for one adopted through `instanceId` (taking over a machine must not
+    /// make deleting the resource destroy it unless asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
 
     /// Adopt this existing instance, `ins-` followed by 8 characters, instead of creating one:
     /// the operator never calls RunInstances for this resource. Can only be given when the
@@ -205,6 +207,19 @@ pub struct CvmInstanceSpec {
 }
 
 impl CvmInstanceSpec {
+    /// `deletionPolicy`, or its default: an adopted instance, or one only observed, is left
+    /// running; one the operator created is terminated.
+    pub fn effective_deletion_policy(&self) -> DeletionPolicy {
+        let observe_only = self.management_policy == ManagementPolicy::ObserveOnly;
+        match self.deletion_policy {
+            // Observing never writes, not even on deletion.
+            _ if observe_only => DeletionPolicy::Orphan,
+            Some(policy) => policy,
+            None if self.instance_id.is_some() => DeletionPolicy::Orphan,
+            None => DeletionPolicy::Delete,
+        }
+    }
+
     /// The Secret key holding the login password, if the login uses one.
     pub fn password_secret_ref(&self) -> Option<&SecretKeyRef> {
         self.login.as_ref()?.password_secret_ref.as_ref()

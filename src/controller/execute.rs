@@ -26,8 +26,9 @@ use super::secret_use::{self, SecretUse};
 use super::step::{Day2, Facts, RELEASING, Release, Step, View, Wait, next_step};
 use super::target::Target;
 use super::update;
+use crate::api::ManagementPolicy;
 use crate::api::{CREDENTIALS_IN_USE, CvmInstance, Operation, TAG_UID};
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, Modification};
 use crate::day2::Change;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tencent_cloud::credentials::SecretString;
@@ -255,6 +256,42 @@ async fn perform(
             t.record(&instance);
             let cloud = cloud(run)?.clone();
             Some(report_managed(t, cloud, &instance, verdict, *day2).await?)
+        }
+        Step::Claim { instance } => {
+            let claim = Modification::Tags {
+                set: [(TAG_UID.to_string(), t.uid.clone())].into(),
+                delete: Vec::new(),
+            };
+            let result = cloud(run)?
+                .change_instance(&instance.instance_id, &claim)
+                .await;
+            if let Err(error) = result {
+                return Ok(Some(cloud_failure(t, "ModifyResourceTags", &error).await?));
+            }
+            // Read back: of two claims at once, only the tag that stuck counts.
+            run.facts.claimed = true;
+            run.facts.described = None;
+            None
+        }
+        Step::RecordAdopted { instance } => {
+            let id = instance.instance_id.clone();
+            Span::current().record("instance_id", id.as_str());
+            info!(instance_id = %id, "adopting an existing instance");
+            t.record(&instance);
+            let how = match t.obj.spec.management_policy {
+                ManagementPolicy::ObserveOnly => "observed only: nothing is changed",
+                ManagementPolicy::Manage => "managed from now on",
+            };
+            t.event(
+                EventType::Normal,
+                "InstanceAdopted",
+                &format!("spec.instanceId {id} taken over ({how}); RunInstances is never called"),
+                "Adopt",
+            )
+            .await;
+            let health = Health::progressing("Adopted", format!("{id} adopted; observing it"));
+            t.save(&health, false).await?;
+            Some(wait(t, Wait::PollMin))
         }
         Step::RecordOperation { change, field } => {
             let (action, field_name) = (change.action(), field.name());

@@ -20,7 +20,7 @@ use super::observe::{Verdict, judge};
 use super::request::{TAG_ATTEMPT, client_token, user_data_fits};
 use super::secret_use::SecretUse;
 use super::update;
-use crate::api::{CvmInstance, CvmInstanceStatus, DeletionPolicy};
+use crate::api::{CvmInstance, CvmInstanceStatus, DeletionPolicy, ManagementPolicy, TAG_UID};
 use crate::day2::{self, Change, Field, Observed, Plan, PlanInput};
 use tencent_cloud::error::CloudError;
 use tencent_cloud::types::Instance;
@@ -60,6 +60,8 @@ pub struct Facts {
     pub terminated: Option<Result<(), CloudError>>,
     /// The sweeper saw the recorded instance unchanged within two resync periods.
     pub sweeper_vouches: bool,
+    /// The UID tag was put on the instance named by `spec.instanceId` (then described again).
+    pub claimed: bool,
     /// The day-2 change this reconcile recorded in `status.operation`, about to be sent.
     pub recorded: Option<(Change, Field)>,
     /// The day-2 call's answer: its RequestId (`None` for a Tag service change).
@@ -151,6 +153,10 @@ pub enum Step {
     /// Persist `status.operation`: the day-2 call about to be sent, so that a crash can never
     /// make a reimage or a recreate happen twice.
     RecordOperation { change: Change, field: Field },
+    /// Put this resource's UID tag on the instance to adopt, then describe it again.
+    Claim { instance: Instance },
+    /// Record the adopted instance's ID (ends); from then on it is observed and managed.
+    RecordAdopted { instance: Instance },
     /// The one day-2 call of this pass.
     ChangeInstance { instance: Instance, change: Change },
     /// A recorded instance never seen yet may lag in DescribeInstances (ends).
@@ -210,6 +216,7 @@ impl Step {
                 | Step::Describe { .. }
                 | Step::TerminateFailedLaunch { .. }
                 | Step::RecordOperation { .. }
+                | Step::Claim { .. }
                 | Step::ChangeInstance { .. }
                 | Step::FollowTerminating { .. }
                 | Step::Terminate { .. }
@@ -224,6 +231,9 @@ pub fn next_step(view: &View<'_>, now: Timestamp, settings: &Settings) -> Step {
     }
     if !has_finalizer(view.object) {
         return Step::AddFinalizer;
+    }
+    if let Some(step) = adoption_needs_own_credentials(view) {
+        return step;
     }
     if let Some(step) = credentials(view.facts, false) {
         return step;
@@ -299,16 +309,8 @@ fn secret_problem(problem: &SecretProblem, purpose: Purpose) -> Step {
 fn create(view: &View<'_>) -> Step {
     let spec = &view.object.spec;
     let facts = view.facts;
-    // Adoption (issue 11.4) is accepted by the schema but not carried out yet: never create
-    // a second machine for a resource that names an existing one.
     if let Some(id) = &spec.instance_id {
-        return Step::Stall {
-            reason: "AdoptionNotSupported",
-            message: format!(
-                "spec.instanceId {id}: adopting an existing instance is not supported by this version of the operator; nothing was created"
-            ),
-            then: Wait::AwaitChange,
-        };
+        return adopt(view, id);
     }
     if spec
         .user_data
@@ -365,6 +367,77 @@ fn create(view: &View<'_>) -> Step {
             },
             None => Step::NoIdYet,
         },
+    }
+}
+
+/// Taking over an existing instance by `spec.instanceId` (never RunInstances). Only with the
+/// namespace's own credentials, so a tenant reaches only what its own cloud account lets it
+/// see; and never an instance another CvmInstance manages (its UID tag), so one team cannot
+/// take over another's machine even in a shared account. The claim is the UID tag, written
+/// and then read back: of two resources claiming at once, the one whose tag did not stick
+/// sees the other's and stops.
+fn adopt(view: &View<'_>, id: &str) -> Step {
+    let facts = view.facts;
+    let instance = match &facts.described {
+        None => return Step::Describe { id: id.into() },
+        Some(Err(error)) => return failure("DescribeInstances", error),
+        Some(Ok(None)) => {
+            return Step::Stall {
+                reason: "InstanceNotFound",
+                message: format!(
+                    "spec.instanceId {id} does not exist, or these credentials cannot see it; nothing was created"
+                ),
+                then: Wait::SlowRetry,
+            };
+        }
+        Some(Ok(Some(instance))) => instance,
+    };
+    claim(view, instance).unwrap_or_else(|| Step::RecordAdopted {
+        instance: instance.clone(),
+    })
+}
+
+/// Adoption only with the namespace's own credentials: the operator's default credentials
+/// (often a broad account) never take over an instance, whoever names it.
+fn adoption_needs_own_credentials(view: &View<'_>) -> Option<Step> {
+    let spec = &view.object.spec;
+    let id = spec.instance_id.as_ref()?;
+    spec.credentials_secret_ref.is_none().then(|| Step::Stall {
+        reason: "AdoptionNeedsOwnCredentials",
+        message: format!(
+            "spec.instanceId {id}: adopting an instance needs spec.credentialsSecretRef (this namespace's own credentials); the operator's default credentials never take over instances"
+        ),
+        then: Wait::AwaitChange,
+    })
+}
+
+/// For an instance named by `spec.instanceId` and managed: the step its ownership needs
+/// first, if any. Another resource's instance is refused; an unclaimed one gets this
+/// resource's UID tag (read back before anything else). Observing claims nothing: it writes
+/// nothing.
+fn claim(view: &View<'_>, instance: &Instance) -> Option<Step> {
+    let spec = &view.object.spec;
+    let id = &instance.instance_id;
+    let ours = uid(view);
+    match instance.tag(TAG_UID) {
+        Some(owner) if owner != ours => Some(Step::Stall {
+            reason: "AdoptionConflict",
+            message: format!(
+                "{id} is managed by another CvmInstance (tag {TAG_UID}={owner}); it is not taken over"
+            ),
+            then: Wait::SlowRetry,
+        }),
+        None if spec.management_policy == ManagementPolicy::Manage => Some(if view.facts.claimed {
+            // Claimed, but the tag does not show (yet): look again soon.
+            Step::Idle {
+                then: Wait::PollMin,
+            }
+        } else {
+            Step::Claim {
+                instance: instance.clone(),
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -432,6 +505,11 @@ fn report(view: &View<'_>, instance: &Instance) -> Step {
 fn manage(view: &View<'_>, instance: &Instance, now: Timestamp) -> Step {
     let spec = &view.object.spec;
     let facts = view.facts;
+    if spec.instance_id.is_some()
+        && let Some(step) = claim(view, instance)
+    {
+        return step;
+    }
     let observed = update::observe(instance, spec, view.stored);
     let unsent = update::without_unsent_operation(view.stored, &observed, now);
     let mut plan = day2::plan(&PlanInput {
@@ -514,7 +592,7 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
             then: Wait::AwaitChange,
         };
     }
-    if view.object.spec.deletion_policy == DeletionPolicy::Orphan {
+    if view.object.spec.effective_deletion_policy() == DeletionPolicy::Orphan {
         return Step::ReleaseFinalizer {
             why: Release::Orphaned { what },
         };

@@ -212,6 +212,8 @@ fn label(step: &Step) -> String {
             format!("RecordOperation {} {}", change.action(), field.name())
         }
         Step::ChangeInstance { change, .. } => format!("ChangeInstance {}", change.action()),
+        Step::Claim { instance } => format!("Claim {}", instance.instance_id),
+        Step::RecordAdopted { instance } => format!("RecordAdopted {}", instance.instance_id),
         Step::TerminateFailedLaunch { instance } => {
             format!("TerminateFailedLaunch {}", instance.instance_id)
         }
@@ -255,11 +257,6 @@ fn create_rows() -> Vec<(&'static str, Case, String)> {
     vec![
         ("no finalizer: added before anything", Case::new().without_finalizer(), "AddFinalizer".into()),
         ("credentials not read yet", Case::new().facts(|f| f.credentials = None), "ResolveCredentials".into()),
-        (
-            "an instance to adopt: nothing is created (adoption is not carried out yet)",
-            fresh().spec(serde_json::json!({"instanceId": "ins-abcd1234"})),
-            "Stall AdoptionNotSupported AwaitChange".into(),
-        ),
         ("credentials Secret not held: held before any cloud call", Case::new().facts(secret(false, false)), "HoldCredentials tc".into()),
         (
             "credentials Secret may not be held (RBAC): nothing with it",
@@ -395,6 +392,70 @@ fn pending() -> Case {
 /// ins-1 recorded, last seen RUNNING, Ready.
 fn ready_on_ins_1() -> Case {
     Case::new().recorded("ins-1", Some("RUNNING"), ready())
+}
+
+fn adopt_rows() -> Vec<(&'static str, Case, String)> {
+    let adopting = |extra: serde_json::Value| {
+        let mut spec = serde_json::json!({
+            "instanceId": "ins-abcd1234",
+            "credentialsSecretRef": {"name": "tc"}
+        });
+        json_patch::merge(&mut spec, &extra);
+        Case::new().facts(|f| f.read_back = true).spec(spec)
+    };
+    let described = |tags: Vec<Tag>| {
+        move |f: &mut Facts| {
+            let mut found = instance("ins-abcd1234", "RUNNING");
+            found.tags = tags;
+            f.described = Some(Ok(Some(found)));
+        }
+    };
+    vec![
+        (
+            "no credentials of its own: refused, no call",
+            adopting(serde_json::json!({"credentialsSecretRef": null})),
+            "Stall AdoptionNeedsOwnCredentials AwaitChange".into(),
+        ),
+        (
+            "described first, never RunInstances",
+            adopting(serde_json::json!({})),
+            "Describe ins-abcd1234".into(),
+        ),
+        (
+            "no such instance: stalls, nothing created",
+            adopting(serde_json::json!({})).facts(|f| f.described = Some(Ok(None))),
+            "Stall InstanceNotFound SlowRetry".into(),
+        ),
+        (
+            "another resource's instance: refused",
+            adopting(serde_json::json!({}))
+                .facts(described(vec![Tag::new(TAG_UID, "someone-else")])),
+            "Stall AdoptionConflict SlowRetry".into(),
+        ),
+        (
+            "unclaimed, managed: claimed with the UID tag",
+            adopting(serde_json::json!({})).facts(described(vec![])),
+            "Claim ins-abcd1234".into(),
+        ),
+        (
+            "claimed, the tag not showing yet: look again",
+            adopting(serde_json::json!({}))
+                .facts(described(vec![]))
+                .facts(|f| f.claimed = true),
+            "Idle PollMin".into(),
+        ),
+        (
+            "claimed by us: recorded",
+            adopting(serde_json::json!({})).facts(described(vec![Tag::new(TAG_UID, UID)])),
+            "RecordAdopted ins-abcd1234".into(),
+        ),
+        (
+            "observe only: recorded without a claim",
+            adopting(serde_json::json!({"managementPolicy": "ObserveOnly"}))
+                .facts(described(vec![])),
+            "RecordAdopted ins-abcd1234".into(),
+        ),
+    ]
 }
 
 fn observe_rows() -> Vec<(&'static str, Case, String)> {
@@ -539,6 +600,25 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
             "finalizer already gone: nothing to do",
             recorded("RUNNING").without_finalizer(),
             "Idle AwaitChange".into(),
+        ),
+        (
+            "adopted without a deletionPolicy: left running",
+            recorded("RUNNING").spec(serde_json::json!({"instanceId": "ins-1"})),
+            "Release Orphaned ins-1".into(),
+        ),
+        (
+            "adopted with deletionPolicy Delete: terminated",
+            recorded("RUNNING")
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
+                .facts(|f| f.tagged = Some(Ok(vec![instance("ins-1", "RUNNING")]))),
+            "Terminate ins-1".into(),
+        ),
+        (
+            "observed only: never terminated, whatever the policy",
+            recorded("RUNNING").spec(
+                serde_json::json!({"managementPolicy": "ObserveOnly", "deletionPolicy": "Delete"}),
+            ),
+            "Release Orphaned ins-1".into(),
         ),
         (
             "Orphan: let go, even without credentials",
@@ -737,7 +817,7 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
 
 #[test]
 fn every_row_of_the_protocol_leads_to_its_step() {
-    let rows: Vec<_> = [create_rows(), observe_rows(), delete_rows()]
+    let rows: Vec<_> = [create_rows(), adopt_rows(), observe_rows(), delete_rows()]
         .into_iter()
         .flatten()
         .collect();

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod adoption;
 mod day2;
 mod env;
 mod failures;
