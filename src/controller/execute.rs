@@ -518,11 +518,7 @@ async fn changed(t: &mut Target<'_, CvmInstance>, change: &Change, request_id: O
     let spec = &t.obj.spec;
     match change {
         Change::SetTags { .. } => {
-            t.status.applied_tag_keys = spec
-                .tags
-                .as_ref()
-                .map(|tags| tags.keys().cloned().collect())
-                .filter(|keys: &Vec<String>| !keys.is_empty());
+            t.status.applied_tag_keys = update::spec_tag_keys(spec);
         }
         Change::SetHostName { host_name } => t.status.applied_host_name = Some(host_name.clone()),
         _ => {}
@@ -570,11 +566,7 @@ async fn report_managed(
     // keys and host name (DescribeInstances never shows the host name).
     let spec = &t.obj.spec;
     if t.status.applied_tag_keys.is_none() {
-        t.status.applied_tag_keys = spec
-            .tags
-            .as_ref()
-            .map(|tags| tags.keys().cloned().collect())
-            .filter(|keys: &Vec<String>| !keys.is_empty());
+        t.status.applied_tag_keys = update::spec_tag_keys(spec);
     }
     if t.status.applied_host_name.is_none() {
         t.status.applied_host_name = spec.host_name.clone();

@@ -94,14 +94,20 @@ pub fn without_unsent_operation(
     now: k8s_openapi::jiff::Timestamp,
 ) -> Option<CvmInstanceStatus> {
     let operation = status.operation.as_ref()?;
-    let settled = now.duration_since(operation.started_at.0).is_positive()
-        && std::time::Duration::try_from(now.duration_since(operation.started_at.0))
-            .is_ok_and(|age| age >= OPERATION_SETTLE);
+    // A record from the future (clock skew) has not settled: `try_from` refuses it.
+    let settled = std::time::Duration::try_from(now.duration_since(operation.started_at.0))
+        .is_ok_and(|age| age >= OPERATION_SETTLE);
     let shown = observed.latest_operation.as_deref() == Some(operation.action.as_str());
     (operation.request_id.is_none() && settled && !shown).then(|| CvmInstanceStatus {
         operation: None,
         ..status.clone()
     })
+}
+
+/// The tag keys the spec sets, which the operator owns once applied (`appliedTagKeys`).
+pub fn spec_tag_keys(spec: &CvmInstanceSpec) -> Option<Vec<String>> {
+    let keys: Vec<String> = spec.tags.iter().flatten().map(|(k, _)| k.clone()).collect();
+    (!keys.is_empty()).then_some(keys)
 }
 
 /// Whether carrying out `change` needs the login password from its Secret.
