@@ -21,9 +21,13 @@ use super::error::Error;
 use super::events::EventType;
 use super::finalizer;
 use super::observe::{Requeue, Verdict, poll_interval};
+use super::password;
 use super::request::{Owner, client_token, run_instances_request};
 use super::secret_use::{self, SecretUse};
-use super::step::{Day2, Facts, RELEASING, Release, Step, View, Wait, next_step};
+use super::step::{
+    Day2, Facts, RELEASING, Release, Step, View, Wait, follows_password_secret, next_step,
+    password_digest,
+};
 use super::target::Target;
 use super::update;
 use crate::api::ManagementPolicy;
@@ -154,12 +158,16 @@ async fn perform(
             None
         }
         Step::ResolvePassword => {
-            let resolved = match t.obj.spec.password_secret_ref() {
-                Some(reference) => resolve_password(&t.ctx.kube, &t.namespace, reference)
-                    .await?
-                    .map(|password| run.password = Some(password)),
-                None => Ok(()),
-            };
+            let reference = t.obj.spec.password_secret_ref().ok_or(Error::StepOrder(
+                "reading a password the spec does not name",
+            ))?;
+            let resolved = resolve_password(&t.ctx.kube, &t.namespace, reference)
+                .await?
+                .map(|password| {
+                    let digest = password::digest(&t.uid, &password);
+                    run.password = Some(password);
+                    digest
+                });
             run.facts.password = Some(resolved);
             None
         }
@@ -214,6 +222,8 @@ async fn perform(
             Span::current().record("instance_id", id.as_str());
             info!(instance_id = %id, %token, "instance created");
             t.status.instance_id = Some(id.clone());
+            // The password RunInstances just set is the baseline a new one is compared with.
+            t.status.password_hash = password_digest(&run.facts).map(String::from);
             let health = Health::progressing(
                 "Provisioning",
                 format!("{id} created; waiting for it to run"),
@@ -295,6 +305,7 @@ async fn perform(
         }
         Step::RecordOperation { change, field } => {
             let (action, field_name) = (change.action(), field.name());
+            run.facts.superseded = t.status.operation.clone();
             t.status.operation = Some(Operation {
                 action: action.to_string(),
                 field: field_name.to_string(),
@@ -320,7 +331,8 @@ async fn perform(
                 .change_instance(&instance.instance_id, &modification)
                 .await;
             if let Ok(request_id) = &result {
-                changed(t, &change, request_id.clone()).await;
+                let digest = password_digest(&run.facts).map(String::from);
+                changed(t, &change, request_id.clone(), digest).await;
             }
             run.facts.changed = Some(result);
             None
@@ -511,7 +523,12 @@ async fn report(
 
 /// Records what a day-2 call just did: its RequestId on the recorded operation, what the
 /// operator now owns (tag keys, host name), and an Event naming the change.
-async fn changed(t: &mut Target<'_, CvmInstance>, change: &Change, request_id: Option<String>) {
+async fn changed(
+    t: &mut Target<'_, CvmInstance>,
+    change: &Change,
+    request_id: Option<String>,
+    password_digest: Option<String>,
+) {
     if let Some(operation) = t.status.operation.as_mut() {
         operation.request_id = request_id;
     }
@@ -521,6 +538,10 @@ async fn changed(t: &mut Target<'_, CvmInstance>, change: &Change, request_id: O
             t.status.applied_tag_keys = update::spec_tag_keys(spec);
         }
         Change::SetHostName { host_name } => t.status.applied_host_name = Some(host_name.clone()),
+        // Both send the Secret's password (a reimage only if the login uses one).
+        Change::ResetPassword | Change::Reimage { .. } if password_digest.is_some() => {
+            t.status.password_hash = password_digest;
+        }
         _ => {}
     }
     let field = t
@@ -561,7 +582,11 @@ async fn report_managed(
     verdict: Verdict,
     day2: Day2,
 ) -> Result<Action, Error> {
-    let Day2 { observed, plan } = day2;
+    let Day2 {
+        observed,
+        plan,
+        password_digest,
+    } = day2;
     // What RunInstances set is the baseline of what the operator manages: the spec's tag
     // keys and host name (DescribeInstances never shows the host name).
     let spec = &t.obj.spec;
@@ -570,6 +595,12 @@ async fn report_managed(
     }
     if t.status.applied_host_name.is_none() {
         t.status.applied_host_name = spec.host_name.clone();
+    }
+    // The first digest seen is the baseline: an adopted instance (or one created before the
+    // operator recorded digests) keeps its password until the Secret changes. Its password
+    // cannot be observed, and resetting it would stop a machine nobody asked to change.
+    if t.status.password_hash.is_none() {
+        t.status.password_hash = password_digest;
     }
     t.status.observed = Some(observed);
     t.status.drift = plan.drift;
@@ -623,6 +654,9 @@ fn wait(t: &Target<'_, CvmInstance>, then: Wait) -> Action {
         Wait::AwaitChange => Action::await_change(),
         Wait::PollMin => Action::requeue(s.poll_min),
         Wait::Soon => Action::requeue(poll_interval(t.reconciling_for(), s.poll_min, s.poll_max)),
+        // The operator never watches Secrets: a new login password is found by reading the
+        // Secret again, once a resync period.
+        Wait::Steady if follows_password_secret(&t.obj.spec) => Action::requeue(s.resync),
         // A Ready resource is watched by the sweeper; its own timer is only a safety net.
         Wait::Steady => Action::requeue(s.resync.saturating_mul(12)),
         Wait::SlowRetry => Action::requeue(t.ctx.backoff(&t.uid, s.slow_retry, s.slow_retry_max)),

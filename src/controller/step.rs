@@ -39,8 +39,9 @@ pub struct Facts {
     pub read_back: bool,
     /// The read-back found another object under the name (deleted and created again).
     pub replaced: bool,
-    /// The login password Secret resolved, or why not.
-    pub password: Option<Result<(), SecretProblem>>,
+    /// The login password Secret resolved: the password's salted digest (the password
+    /// itself stays with the executor), or why not.
+    pub password: Option<Result<String, SecretProblem>>,
     /// The ClientToken was persisted by this reconcile, after a fresh read: no RunInstances
     /// can have carried it yet.
     pub token_persisted_now: bool,
@@ -64,6 +65,10 @@ pub struct Facts {
     pub claimed: bool,
     /// The day-2 change this reconcile recorded in `status.operation`, about to be sent.
     pub recorded: Option<(Change, Field)>,
+    /// The operation record that `recorded` replaced: the plan reported after the call is
+    /// made from it, as the plan that decided was (the new record has no RequestId yet, so
+    /// it would take the previous call's effect, e.g. the stop, for someone else's).
+    pub superseded: Option<crate::api::Operation>,
     /// The day-2 call's answer: its RequestId (`None` for a Tag service change).
     pub changed: Option<Result<Option<String>, CloudError>>,
 }
@@ -82,6 +87,8 @@ pub struct View<'a> {
 pub struct Day2 {
     pub observed: Observed,
     pub plan: Plan,
+    /// The salted digest of the password in the Secret now, if the login uses one.
+    pub password_digest: Option<String>,
 }
 
 /// When to look at the resource again once a step ends the reconcile.
@@ -327,7 +334,7 @@ fn create(view: &View<'_>) -> Step {
         match &facts.password {
             None => return Step::ResolvePassword,
             Some(Err(problem)) => return secret_problem(problem, Purpose::Password),
-            Some(Ok(())) => {}
+            Some(Ok(_)) => {}
         }
     }
     let attempt = view.stored.attempt.unwrap_or(0);
@@ -445,9 +452,18 @@ fn claim(view: &View<'_>, instance: &Instance) -> Option<Step> {
 fn observe(view: &View<'_>, id: &str, now: Timestamp, settings: &Settings) -> Step {
     let stored = view.stored;
     let facts = view.facts;
+    // No watch tells of a new password: the Secret is read before anything else, and a new
+    // digest is a change even when the instance itself is unchanged.
+    let follows_password = follows_password_secret(&view.object.spec);
+    if follows_password && facts.password.is_none() {
+        return Step::ResolvePassword;
+    }
+    let password_unchanged = !follows_password
+        || password_digest(facts).is_none_or(|d| stored.password_hash.as_deref() == Some(d));
     if stored.is_ready()
         && stored.observed_generation == view.object.metadata.generation
         && facts.sweeper_vouches
+        && password_unchanged
     {
         return Step::Idle { then: Wait::Steady };
     }
@@ -512,12 +528,19 @@ fn manage(view: &View<'_>, instance: &Instance, now: Timestamp) -> Step {
     }
     let observed = update::observe(instance, spec, view.stored);
     let unsent = update::without_unsent_operation(view.stored, &observed, now);
+    let before_record = facts.recorded.as_ref().map(|_| CvmInstanceStatus {
+        operation: facts.superseded.clone(),
+        ..view.stored.clone()
+    });
     let mut plan = day2::plan(&PlanInput {
         spec,
         generation: view.object.metadata.generation.unwrap_or_default(),
-        status: unsent.as_ref().unwrap_or(view.stored),
+        status: before_record
+            .as_ref()
+            .or(unsent.as_ref())
+            .unwrap_or(view.stored),
         observed: &observed,
-        password_digest: None,
+        password_digest: password_digest(facts),
         now,
     });
     // Once recorded, the decided change is sent as it is: a plan made from the status with
@@ -541,7 +564,7 @@ fn manage(view: &View<'_>, instance: &Instance, now: Timestamp) -> Step {
             match &facts.password {
                 None => return Step::ResolvePassword,
                 Some(Err(problem)) => return secret_problem(problem, Purpose::Password),
-                Some(Ok(())) => {}
+                Some(Ok(_)) => {}
             }
         }
         if *change == Change::Recreate {
@@ -570,8 +593,25 @@ fn manage(view: &View<'_>, instance: &Instance, now: Timestamp) -> Step {
     Step::Report {
         instance: instance.clone(),
         verdict: update::verdict(&plan, &observed, spec, instance),
-        day2: Some(Box::new(Day2 { observed, plan })),
+        day2: Some(Box::new(Day2 {
+            observed,
+            plan,
+            password_digest: password_digest(facts).map(String::from),
+        })),
     }
+}
+
+/// Whether the resource's login password comes from a Secret that the operator must read
+/// again now and then to notice a new password (it never watches Secrets): only when it may
+/// change the instance. Read on every reconcile that is not idle, and at least once a
+/// resync period while Ready (`Wait::Steady`).
+pub fn follows_password_secret(spec: &crate::api::CvmInstanceSpec) -> bool {
+    spec.password_secret_ref().is_some() && spec.management_policy == ManagementPolicy::Manage
+}
+
+/// The salted digest of the password in the Secret, if it was read (and could be).
+pub fn password_digest(facts: &Facts) -> Option<&str> {
+    facts.password.as_ref()?.as_ref().ok().map(String::as_str)
 }
 
 /// A launch failure is retried only once the spec changed after it was reported.

@@ -587,6 +587,122 @@ fn observe_rows() -> Vec<(&'static str, Case, String)> {
     ]
 }
 
+/// The login password from a Secret on a Ready instance: the Secret is read on every
+/// reconcile (nothing watches it), and a new digest is a restart-class change.
+fn password_rows() -> Vec<(&'static str, Case, String)> {
+    let with_password = |extra: serde_json::Value| {
+        let mut spec = serde_json::json!({"login": {"passwordSecretRef": {"name": "pw"}}});
+        json_patch::merge(&mut spec, &extra);
+        ready_on_ins_1()
+            .spec(spec)
+            .stored(|s| s.password_hash = Some("digest-1".into()))
+            .facts(|f| f.sweeper_vouches = true)
+    };
+    let digest = |d: &str| {
+        let d = d.to_string();
+        move |f: &mut Facts| f.password = Some(Ok(d))
+    };
+    let running = |f: &mut Facts| f.described = Some(Ok(Some(instance("ins-1", "RUNNING"))));
+    let stopped = |f: &mut Facts| f.described = Some(Ok(Some(instance("ins-1", "STOPPED"))));
+    vec![
+        (
+            "Ready and vouched for, but the Secret is read first",
+            with_password(serde_json::json!({})),
+            "ResolvePassword".into(),
+        ),
+        (
+            "the same password: no call",
+            with_password(serde_json::json!({})).facts(digest("digest-1")),
+            "Idle Steady".into(),
+        ),
+        (
+            "a new password: the instance is looked at though the sweeper vouches",
+            with_password(serde_json::json!({})).facts(digest("digest-2")),
+            "Describe ins-1".into(),
+        ),
+        (
+            "the Secret gone after creation: nothing to compare, nothing blocked",
+            with_password(serde_json::json!({})).facts(|f| f.password = Some(Err(not_found()))),
+            "Idle Steady".into(),
+        ),
+        (
+            "observe only: the Secret is not read",
+            with_password(serde_json::json!({"managementPolicy": "ObserveOnly"})),
+            "Idle Steady".into(),
+        ),
+        (
+            "a new password, restarts not allowed: waits, no call",
+            with_password(serde_json::json!({}))
+                .facts(digest("digest-2"))
+                .facts(running),
+            "Report RestartRequired Steady".into(),
+        ),
+        (
+            "a new password, restarts allowed: the stop window opens",
+            with_password(serde_json::json!({"updatePolicy": {"restart": "IfNeeded"}}))
+                .facts(digest("digest-2"))
+                .facts(running),
+            "RecordOperation StopInstances login.passwordSecretRef".into(),
+        ),
+        (
+            "a new password, stopped: reset",
+            with_password(serde_json::json!({"updatePolicy": {"restart": "IfNeeded"}}))
+                .facts(digest("digest-2"))
+                .facts(stopped),
+            "RecordOperation ResetInstancesPassword login.passwordSecretRef".into(),
+        ),
+        (
+            "no digest recorded yet (adopted, or older): the first one is the baseline",
+            with_password(serde_json::json!({"updatePolicy": {"restart": "IfNeeded"}}))
+                .stored(|s| s.password_hash = None)
+                .facts(digest("digest-2"))
+                .facts(running),
+            "Report InstanceRunning Steady".into(),
+        ),
+    ]
+}
+
+/// `updatePolicy.replace: Recreate` and a field no API changes (here the zone): the old
+/// instance is terminated, then a new attempt with a new token starts; never the other way.
+fn replace_rows() -> Vec<(&'static str, Case, String)> {
+    let moved = |policy: &str| {
+        let mut old = instance("ins-1", "RUNNING");
+        old.placement = Some(tencent_cloud::types::Placement {
+            zone: "ap-guangzhou-3".into(),
+            ..Default::default()
+        });
+        ready_on_ins_1()
+            .generation(2)
+            .spec(
+                serde_json::json!({"zone": "ap-guangzhou-4", "updatePolicy": {"replace": policy}}),
+            )
+            .facts(move |f| f.described = Some(Ok(Some(old))))
+    };
+    vec![
+        (
+            "replacement not allowed: waits, no call",
+            moved("Never"),
+            "Report ReplaceRequired Steady".into(),
+        ),
+        (
+            "Recreate: the old instance goes first",
+            moved("Recreate"),
+            "Terminate ins-1".into(),
+        ),
+        (
+            "Recreate, terminated: a new attempt",
+            moved("Recreate").facts(|f| f.terminated = Some(Ok(()))),
+            "StartNewAttempt Replacing".into(),
+        ),
+        (
+            "Recreate, the termination refused: its code, no new attempt",
+            moved("Recreate")
+                .facts(|f| f.terminated = Some(Err(cloud_error("InvalidInstanceState")))),
+            "CloudFailure TerminateInstances InvalidInstanceState".into(),
+        ),
+    ]
+}
+
 fn delete_rows() -> Vec<(&'static str, Case, String)> {
     let recorded = |state: &str| {
         Case::new()
@@ -817,10 +933,17 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
 
 #[test]
 fn every_row_of_the_protocol_leads_to_its_step() {
-    let rows: Vec<_> = [create_rows(), adopt_rows(), observe_rows(), delete_rows()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let rows: Vec<_> = [
+        create_rows(),
+        adopt_rows(),
+        observe_rows(),
+        password_rows(),
+        replace_rows(),
+        delete_rows(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut wrong = Vec::new();
     for (name, case, expected) in &rows {
         let got = label(&case.step());

@@ -12,20 +12,21 @@ use crate::gitops::{ARGO_CD_SCRIPT, gitops_health};
 use crate::support::wait_for;
 use cvm_operator::api::CvmInstance;
 
-const MUTATING: &[&str] = &[
+pub(crate) const MUTATING: &[&str] = &[
     "ModifyInstancesAttribute",
     "ModifyResourceTags",
     "StartInstances",
     "StopInstances",
     "ResetInstancesType",
     "ResetInstance",
+    "ResetInstancesPassword",
     "RunInstances",
     "TerminateInstances",
 ];
 
-const NAME: &str = "day2";
+pub(crate) const NAME: &str = "day2";
 
-fn patch(env: &TestEnv, spec: Value) {
+pub(crate) fn patch(env: &TestEnv, spec: Value) {
     kubectl_ok(env.kubectl().args([
         "patch",
         &format!("cvm/{NAME}"),
@@ -37,7 +38,11 @@ fn patch(env: &TestEnv, spec: Value) {
 }
 
 /// Waits until the resource is Ready for its current generation and `check` holds.
-async fn until(env: &TestEnv, what: &str, check: impl Fn(&CvmInstance) -> bool) -> CvmInstance {
+pub(crate) async fn until(
+    env: &TestEnv,
+    what: &str,
+    check: impl Fn(&CvmInstance) -> bool,
+) -> CvmInstance {
     let api = env.api();
     wait_for(what, Duration::from_secs(60), || {
         let api = api.clone();
@@ -57,11 +62,11 @@ fn observed(obj: &CvmInstance) -> cvm_operator::api::ObservedInstance {
     status.observed.unwrap_or_default()
 }
 
-fn ready(obj: &CvmInstance) -> bool {
+pub(crate) fn ready(obj: &CvmInstance) -> bool {
     obj.status.as_ref().is_some_and(|s| s.is_ready())
 }
 
-fn condition(obj: &CvmInstance, type_: &str) -> Option<(String, String)> {
+pub(crate) fn condition(obj: &CvmInstance, type_: &str) -> Option<(String, String)> {
     let c = obj.status.as_ref()?.condition(type_)?;
     Some((c.status.clone(), c.reason.clone()))
 }
@@ -74,7 +79,7 @@ async fn in_sim(env: &TestEnv, id: &str) -> cvm_sim::admin_client::SimInstance {
         .expect("the instance in the simulator")
 }
 
-async fn mutating_calls(env: &TestEnv) -> Vec<(String, u64)> {
+pub(crate) async fn mutating_calls(env: &TestEnv) -> Vec<(String, u64)> {
     let mut calls = Vec::new();
     for action in MUTATING {
         calls.push((action.to_string(), env.sim.calls(action).await));

@@ -8,6 +8,7 @@ mod support;
 
 mod adoption;
 mod day2;
+mod day2_password;
 mod env;
 mod failures;
 mod gitops;
