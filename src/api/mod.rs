@@ -7,7 +7,7 @@ mod update_rules;
 
 pub use spec::*;
 pub use status::*;
-pub use update_rules::{ALWAYS_IMMUTABLE, REPLACE_ONLY};
+pub use update_rules::{ALWAYS_IMMUTABLE, REPLACE_ONLY, replace_only_digests};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

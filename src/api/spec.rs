@@ -66,6 +66,7 @@ use super::status::CvmInstanceStatus;
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "self.zone.startsWith(self.region + '-')", "message": "spec.zone must be a zone of spec.region (e.g. ap-guangzhou-3 in ap-guangzhou)", "fieldPath": ".zone"},
+    {"rule": "!has(self.instanceId) || !has(self.updatePolicy) || !has(self.updatePolicy.replace) || self.updatePolicy.replace != 'Recreate'", "message": "spec.updatePolicy.replace: Recreate is not allowed with spec.instanceId: an adopted instance is never terminated to make a new one", "fieldPath": ".updatePolicy.replace"},
     {"rule": "!has(self.stoppedMode) || self.stoppedMode != 'StopCharging' || self.billing.mode == 'PayAsYouGo'", "message": "spec.stoppedMode: StopCharging is only for billing.mode PayAsYouGo", "fieldPath": ".stoppedMode"},
     {"rule": "!has(self.stoppedMode) || self.stoppedMode != 'StopCharging' || (has(self.powerState) && self.powerState == 'Stopped')", "message": "spec.stoppedMode: StopCharging needs powerState Stopped", "fieldPath": ".stoppedMode"},
     {"rule": "!has(self.stoppedMode) || self.stoppedMode != 'StopCharging' || ((!has(self.systemDisk) || !has(self.systemDisk.type) || !self.systemDisk.type.startsWith('LOCAL_')) && (!has(self.dataDisks) || self.dataDisks.all(d, !d.type.startsWith('LOCAL_'))))", "message": "spec.stoppedMode: StopCharging is not possible with local disks", "fieldPath": ".stoppedMode"}
@@ -238,10 +239,11 @@ impl CvmInstanceSpec {
     {"rule": "self.mode == 'Spot' || !has(self.spot)", "message": "spec.billing.spot is only allowed when spec.billing.mode is Spot", "fieldPath": ".spot"}
 ]))]
 pub struct Billing {
-    /// `PayAsYouGo` (POSTPAID_BY_HOUR) or `Spot` (SPOTPAID: cheaper, may be reclaimed). Immutable.
+    /// `PayAsYouGo` (POSTPAID_BY_HOUR) or `Spot` (SPOTPAID: cheaper, may be reclaimed). No API
+    /// changes it: a new value replaces the instance (`updatePolicy.replace: Recreate`).
     pub mode: BillingMode,
 
-    /// Spot options; only with mode `Spot`. Immutable.
+    /// Spot options; only with mode `Spot`. Changing them replaces the instance, like `mode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spot: Option<SpotOptions>,
 }
@@ -497,8 +499,9 @@ pub struct UpdatePolicy {
     #[serde(default)]
     pub reimage: ReimagePolicy,
     /// Whether fields no API can change (zone, billing, disks, public IP presence, VPC,
-    /// userData) may be changed by terminating the instance and creating a new one. Default
-    /// `Never`: such edits are refused at admission.
+    /// userData) may be changed by terminating the instance and creating a new one (a new
+    /// ID, new private and public IPs; data disks not kept). Default `Never`: such edits are
+    /// refused at admission. Not with `instanceId`: an adopted instance is never replaced.
     #[serde(default)]
     pub replace: ReplacePolicy,
 }

@@ -62,6 +62,11 @@ pub struct CvmInstanceStatus {
     /// value in the Secret is a change to apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
+    /// A short digest of each field no API changes (`zone`, `billing`, `userData`, ...), as
+    /// the instance was created with: a different one in the spec means a new instance
+    /// (`updatePolicy.replace: Recreate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_with: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The instance as DescribeInstances showed it, limited to what the spec governs. Field names

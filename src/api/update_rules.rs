@@ -6,7 +6,12 @@
 //! Every rule sits on the spec root: a transition rule on an optional field itself runs only
 //! when both the old and the new object have it, so adding or removing it would slip through.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::CvmInstanceSpec;
 
 /// How a field's old and new values are compared.
 #[derive(Clone, Copy, Debug)]
@@ -18,16 +23,20 @@ pub enum Compare {
     Optional,
     /// Only whether the optional field is present.
     Presence,
+    /// An optional field compared as a whole only while its parent is there before and
+    /// after: adding or removing the parent is the parent's rule's business.
+    WhileParentKept,
     /// The data disks' number, and each one's type, snapshot and encryption (not its size,
     /// which may grow, nor deleteWithInstance, which may change).
     DiskLayout,
 }
 
 /// Fields that never change: a different region is a different resource altogether; the
-/// public IP's charge type has no API and is not worth a replacement.
+/// public IP's charge type has no API and is not worth a replacement (but a public IP added
+/// or removed, with its charge type, is `network.publicIp`'s replacement).
 pub const ALWAYS_IMMUTABLE: &[(&str, Compare)] = &[
     ("region", Compare::Required),
-    ("network.publicIp.chargeType", Compare::Optional),
+    ("network.publicIp.chargeType", Compare::WhileParentKept),
 ];
 
 /// Fields no Tencent API changes on an existing instance: editable only when the user opted
@@ -43,6 +52,43 @@ pub const REPLACE_ONLY: &[(&str, Compare)] = &[
     ("network.publicIp", Compare::Presence),
     ("dataDisks", Compare::DiskLayout),
 ];
+
+/// A short digest of each [`REPLACE_ONLY`] field of `spec`, compared the way its rule compares
+/// it (`status.createdWith`). No API shows most of these (userData, the spot bid, a disk's
+/// snapshot), so the operator remembers what it created the instance with: a different
+/// digest later is a change that needs a new instance. Digests, since userData may hold
+/// secrets.
+pub fn replace_only_digests(spec: &CvmInstanceSpec) -> BTreeMap<String, String> {
+    let spec = serde_json::to_value(spec).expect("a spec serialises");
+    REPLACE_ONLY
+        .iter()
+        .map(|(field, compare)| {
+            let value = field
+                .split('.')
+                .try_fold(&spec, |v, part| v.get(part).filter(|v| !v.is_null()));
+            let compared = match compare {
+                Compare::Required | Compare::Optional | Compare::WhileParentKept => {
+                    value.cloned().unwrap_or(Value::Null)
+                }
+                Compare::Presence => Value::Bool(value.is_some()),
+                Compare::DiskLayout => json!(value.and_then(Value::as_array).map(|disks| {
+                    disks
+                        .iter()
+                        .map(|d| {
+                            json!([
+                                d["type"],
+                                d.get("snapshotId"),
+                                d.get("encrypt") == Some(&json!(true))
+                            ])
+                        })
+                        .collect::<Vec<_>>()
+                })),
+            };
+            let digest = hex::encode(Sha256::digest(compared.to_string().as_bytes()));
+            (field.to_string(), digest[..16].to_string())
+        })
+        .collect()
+}
 
 /// The cloud's system disk size when the spec omits it, so growing from "omitted" is judged
 /// against what the instance really has.
@@ -122,6 +168,15 @@ fn unchanged(field: &str, compare: Compare) -> String {
             present("oldSelf", field)
         ),
         Compare::DiskLayout => disk_layout_unchanged(),
+        Compare::WhileParentKept => {
+            let parent = field.rsplit_once('.').map_or(field, |(parent, _)| parent);
+            format!(
+                "!{} || !{} || ({})",
+                present("self", parent),
+                present("oldSelf", parent),
+                unchanged(field, Compare::Optional)
+            )
+        }
     }
 }
 
@@ -185,6 +240,56 @@ fn data_disks_grow_only() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_change_only_with_what_the_rules_compare() {
+        let spec = |extra: Value| crate::controller::step::table::spec(extra);
+        let base = replace_only_digests(&spec(json!({
+            "userData": "echo hi",
+            "dataDisks": [{"type": "CLOUD_SSD", "sizeGiB": 100}],
+            "network": {"publicIp": {"maxBandwidthOutMbps": 10}}
+        })));
+        assert_eq!(base.len(), REPLACE_ONLY.len());
+        let changed = |extra: Value| {
+            let mut s = json!({
+                "userData": "echo hi",
+                "dataDisks": [{"type": "CLOUD_SSD", "sizeGiB": 100}],
+                "network": {"publicIp": {"maxBandwidthOutMbps": 10}}
+            });
+            json_patch::merge(&mut s, &extra);
+            let now = replace_only_digests(&spec(s));
+            let mut fields: Vec<String> = now
+                .iter()
+                .filter(|(k, v)| base.get(*k) != Some(*v))
+                .map(|(k, _)| k.clone())
+                .collect();
+            fields.sort();
+            fields
+        };
+        assert_eq!(changed(json!({"userData": "echo bye"})), ["userData"]);
+        assert_eq!(
+            changed(json!({"network": {"publicIp": {"maxBandwidthOutMbps": 20}}})),
+            Vec::<String>::new(),
+            "bandwidth changes in place"
+        );
+        assert_eq!(
+            changed(json!({"network": {"publicIp": null}})),
+            ["network.publicIp"]
+        );
+        assert_eq!(
+            changed(json!({"dataDisks": [{"type": "CLOUD_SSD", "sizeGiB": 200}]})),
+            Vec::<String>::new(),
+            "a disk grows in place"
+        );
+        assert_eq!(
+            changed(json!({"dataDisks": [{"type": "CLOUD_PREMIUM", "sizeGiB": 100}]})),
+            ["dataDisks"]
+        );
+        assert_eq!(
+            changed(json!({"billing": {"mode": "Spot", "spot": {"maxPrice": "0.08"}}})),
+            ["billing"]
+        );
+    }
 
     #[test]
     fn optional_fields_compare_presence_through_every_parent() {

@@ -30,8 +30,8 @@ use super::step::{
 };
 use super::target::Target;
 use super::update;
-use crate::api::ManagementPolicy;
 use crate::api::{CREDENTIALS_IN_USE, CvmInstance, Operation, TAG_UID};
+use crate::api::{ManagementPolicy, replace_only_digests};
 use crate::cloud::{Cloud, Modification};
 use crate::day2::Change;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -224,6 +224,8 @@ async fn perform(
             t.status.instance_id = Some(id.clone());
             // The password RunInstances just set is the baseline a new one is compared with.
             t.status.password_hash = password_digest(&run.facts).map(String::from);
+            // And the fields no API changes, as this instance is created with them.
+            t.status.created_with = Some(replace_only_digests(&t.obj.spec));
             let health = Health::progressing(
                 "Provisioning",
                 format!("{id} created; waiting for it to run"),
@@ -601,6 +603,11 @@ async fn report_managed(
     // cannot be observed, and resetting it would stop a machine nobody asked to change.
     if t.status.password_hash.is_none() {
         t.status.password_hash = password_digest;
+    }
+    // Likewise what no API changes: as the spec is when first managed (adopted, or created
+    // before the operator kept this record).
+    if t.status.created_with.is_none() {
+        t.status.created_with = Some(replace_only_digests(spec));
     }
     t.status.observed = Some(observed);
     t.status.drift = plan.drift;

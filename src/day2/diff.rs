@@ -24,6 +24,10 @@ pub enum Field {
     HostName,
     ImageId,
     PowerState,
+    /// A field no API changes and DescribeInstances may not show (`userData`, the spot bid,
+    /// the disk layout, ...), compared with what the instance was created with
+    /// (`status.createdWith`); named by its spec path.
+    CreatedWith(&'static str),
 }
 
 impl Field {
@@ -63,12 +67,13 @@ impl Field {
             Field::HostName => "hostName",
             Field::ImageId => "imageId",
             Field::PowerState => "powerState",
+            Field::CreatedWith(path) => path,
         }
     }
 
     pub fn class(self) -> ChangeClass {
         match self {
-            Field::Zone | Field::BillingMode => ChangeClass::Replace,
+            Field::Zone | Field::BillingMode | Field::CreatedWith(_) => ChangeClass::Replace,
             Field::InstanceType | Field::KeyIds | Field::Password | Field::HostName => {
                 ChangeClass::Restart
             }
@@ -79,7 +84,10 @@ impl Field {
 
     /// Whether DescribeInstances shows the field, so that a change by someone else can be seen.
     pub fn observable(self) -> bool {
-        !matches!(self, Field::Password | Field::HostName)
+        !matches!(
+            self,
+            Field::Password | Field::HostName | Field::CreatedWith(_)
+        )
     }
 
     /// The field's value in an observation, to tell whether the cloud changed it since.
@@ -97,7 +105,7 @@ impl Field {
             Field::KeyIds => json!(sorted(&o.key_ids)),
             Field::ImageId => json!(o.image_id),
             Field::PowerState => json!(o.instance_state),
-            Field::Password | Field::HostName => Value::Null,
+            Field::Password | Field::HostName | Field::CreatedWith(_) => Value::Null,
         }
     }
 }
@@ -159,6 +167,12 @@ pub fn differs(field: Field, spec: &CvmInstanceSpec, o: &Observed, applied: &App
         Field::ImageId => o.image_id.as_ref().is_some_and(|i| *i != spec.image_id),
         // Power is decided by the planner from the state; it differs here only to be named.
         Field::PowerState => false,
+        // Only against a record: an instance created before one was kept has its first
+        // observation as the baseline.
+        Field::CreatedWith(path) => applied.status.created_with.as_ref().is_some_and(|was| {
+            let now = crate::api::replace_only_digests(spec);
+            was.get(path).is_some_and(|d| now.get(path) != Some(d))
+        }),
     }
 }
 

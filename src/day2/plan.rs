@@ -150,6 +150,19 @@ pub fn plan(input: &PlanInput) -> Plan {
         .into_iter()
         .filter(|f| diff::differs(*f, spec, o, &applied))
         .collect();
+    // What no API shows, by the record of what the instance was created with; the zone and
+    // the billing mode are seen, and named once.
+    let seen = |path: &str| {
+        differing
+            .iter()
+            .any(|f| f.class() == ChangeClass::Replace && f.name().split('.').next() == Some(path))
+    };
+    let unseen: Vec<Field> = crate::api::REPLACE_ONLY
+        .iter()
+        .map(|(path, _)| Field::CreatedWith(path))
+        .filter(|f| !seen(f.name()) && diff::differs(*f, spec, o, &applied))
+        .collect();
+    differing.extend(unseen);
     let power_differs = power_differs(spec.power_state, o);
     if power_differs {
         differing.push(Field::PowerState);

@@ -726,3 +726,37 @@ fn a_zone_change_recreates_once_with_recreate_and_waits_without() {
     let issued = recreate.stored(|s| s.operation = operation("TerminateInstances", "zone", 2));
     assert_ne!(issued.plan().change, Some(Change::Recreate));
 }
+
+/// What no API shows (userData, the spot bid, the disk layout, a public IP added or removed)
+/// is compared with the record of what the instance was created with.
+#[test]
+fn an_unobservable_replace_only_field_is_found_by_the_creation_record() {
+    let created = |w: World| {
+        let spec: CvmInstanceSpec = serde_json::from_value(w.spec.clone()).unwrap();
+        w.stored(|s| s.created_with = Some(crate::api::replace_only_digests(&spec)))
+    };
+    let user_data = json!({"userData": "echo bye"});
+    let never = created(World::new()).edit(user_data.clone()).plan();
+    assert_eq!(reasons(&never), pending("userData", "ReplaceRequired"));
+    let recreate = created(World::new().policy(json!({"updatePolicy": {"replace": "Recreate"}})))
+        .edit(user_data.clone())
+        .plan();
+    assert_eq!(
+        (recreate.change, recreate.change_field),
+        (Some(Change::Recreate), Some(Field::CreatedWith("userData")))
+    );
+    let no_public_ip = created(World::new())
+        .edit(json!({"network": {"publicIp": null}}))
+        .plan();
+    assert_eq!(
+        reasons(&no_public_ip),
+        pending("network.publicIp", "ReplaceRequired")
+    );
+    // The billing mode is seen in DescribeInstances: named once, as the observed field.
+    let spot = created(World::new())
+        .edit(json!({"billing": {"mode": "Spot"}}))
+        .plan();
+    assert_eq!(reasons(&spot), pending("billing.mode", "ReplaceRequired"));
+    // No record yet (an instance created before it was kept): no guess.
+    assert_eq!(World::new().edit(user_data).plan().change, None);
+}

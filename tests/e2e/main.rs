@@ -9,6 +9,7 @@ mod support;
 mod adoption;
 mod day2;
 mod day2_password;
+mod day2_replace;
 mod env;
 mod failures;
 mod gitops;

@@ -375,15 +375,27 @@ async fn updates_follow_the_mutability_table() {
             "  deletionPolicy: Delete\n  updatePolicy: {replace: Recreate}\n",
         ))
     };
-    let zone = apply(&recreate(replace(
-        "zone: ap-guangzhou-3",
-        "zone: ap-guangzhou-4",
-    )));
-    assert!(
-        zone.status.success(),
-        "zone with Recreate: {}",
-        String::from_utf8_lossy(&zone.stderr)
-    );
+    // Every edit refused above for want of the opt-in is accepted with it, and back again.
+    let replace_only = refused
+        .iter()
+        .filter(|(_, _, expected)| expected.contains(REPLACE_HINT));
+    let spot_bid = grown(replace(
+        "mode: PayAsYouGo",
+        "mode: Spot\n    spot: {maxPrice: \"0.08\"}",
+    ));
+    for (what, yaml) in replace_only
+        .map(|(what, yaml, _)| (*what, yaml.clone()))
+        .chain([("a spot bid", spot_bid)])
+    {
+        for (step, yaml) in [(what, recreate(yaml)), ("back", recreate(base()))] {
+            let out = apply(&yaml);
+            assert!(
+                out.status.success(),
+                "{what} with Recreate ({step}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
     let region = apply(&recreate(
         replace("region: ap-guangzhou", "region: ap-shanghai")
             .replace("zone: ap-guangzhou-3", "zone: ap-shanghai-2"),
@@ -460,6 +472,11 @@ async fn instance_id_and_stopped_mode_rules() {
             "an unknown drift policy",
             with_spec("  updatePolicy: {drift: Ignore}\n"),
             "spec.updatePolicy.drift: Unsupported value",
+        ),
+        (
+            "replacing an adopted instance",
+            with_spec("  instanceId: ins-abcd1234\n  updatePolicy: {replace: Recreate}\n"),
+            "spec.updatePolicy.replace: Recreate is not allowed with spec.instanceId",
         ),
     ];
     for (what, yaml, expected) in invalid {

@@ -11,3 +11,4 @@ mod day2;
 mod driver;
 mod fake_cloud;
 mod paths;
+mod replacement;
