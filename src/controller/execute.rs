@@ -357,6 +357,11 @@ async fn perform(
         Step::StartNewAttempt { reason, message } => {
             let attempt = t.status.attempt.unwrap_or(0).saturating_add(1);
             t.forget_instance();
+            // What the old instance was created with says nothing of the next one, which is
+            // created from the spec as it is then (recorded at RecordId, or, if an earlier
+            // run created it and it is adopted by tag, on its first managed observation).
+            t.status.created_with = None;
+            t.status.password_hash = None;
             t.status.attempt = Some(attempt);
             t.status.client_token = Some(client_token(&t.uid, attempt));
             t.event(EventType::Warning, reason, &message, "Recreate")

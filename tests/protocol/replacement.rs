@@ -3,6 +3,8 @@
 //! takes over. Whatever the point, the old instance is terminated and exactly one new one is
 //! launched (never two, never none), and the resource ends Ready on it.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::crash::{CrashSwitch, When};
@@ -59,6 +61,16 @@ async fn replacement_with_crash(crash: Option<(usize, When)>) -> usize {
             first.effects()
         }
     };
+    // Settled: later passes (a resync each, and an unrelated edit that makes a plan again)
+    // replace nothing more.
+    let after = world.process(CrashSwitch::never()).await;
+    world.patch_spec(json!({"instanceName": "renamed"})).await;
+    after.until_ready(&world).await.unwrap();
+    for _ in 0..3 {
+        world.clock.advance(Duration::from_secs(60));
+        after.sweep().await;
+        after.step(&world).await.unwrap();
+    }
     let status = world.get().await.unwrap().status.unwrap();
     let live = world.cloud.live();
     assert_eq!(
