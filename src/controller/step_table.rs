@@ -1003,3 +1003,51 @@ fn run_instances_only_with_the_token_of_its_attempt_stored() {
         }
     }
 }
+
+/// The stop window's second call: the report right after it is judged by the plan that
+/// decided it, whose record (the stop, with its RequestId) explains why the instance is
+/// stopped. Judged by the new record (no RequestId yet), the stop would look like someone
+/// else's: powerState drift, and under `drift: Report` the instance would stay stopped.
+#[test]
+fn the_report_after_a_call_in_the_stop_window_takes_the_stop_for_the_operators_own() {
+    let operation = |action: &str, request_id: Option<&str>| crate::api::Operation {
+        action: action.into(),
+        field: "login.passwordSecretRef".into(),
+        request_id: request_id.map(Into::into),
+        generation: 1,
+        started_at: Time(t0()),
+    };
+    let mut stopped = instance("ins-1", "STOPPED");
+    stopped.latest_operation = Some("StopInstances".into());
+    stopped.latest_operation_state = Some("SUCCESS".into());
+    stopped.latest_operation_request_id = Some("req-stop".into());
+    let case = ready_on_ins_1()
+        .spec(serde_json::json!({
+            "login": {"passwordSecretRef": {"name": "pw"}},
+            "updatePolicy": {"restart": "IfNeeded"}
+        }))
+        .stored(|s| {
+            s.password_hash = Some("digest-1".into());
+            // The last pass saw it stopping; this one sees it stopped.
+            s.observed = Some(day2::Observed {
+                instance_state: Some("STOPPING".into()),
+                ..Default::default()
+            });
+            s.operation = Some(operation("ResetInstancesPassword", None));
+        })
+        .facts(move |f| {
+            f.password = Some(Ok("digest-2".into()));
+            f.described = Some(Ok(Some(stopped)));
+            f.recorded = Some((Change::ResetPassword, Field::Password));
+            f.superseded = Some(operation("StopInstances", Some("req-stop")));
+            f.changed = Some(Ok(Some("req-reset".into())));
+        });
+    let Step::Report {
+        day2: Some(day2), ..
+    } = case.step()
+    else {
+        panic!("a managed report");
+    };
+    assert_eq!(day2.plan.change, Some(Change::ResetPassword));
+    assert!(day2.plan.drifted.is_empty(), "{:?}", day2.plan.drifted);
+}
