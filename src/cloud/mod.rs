@@ -9,6 +9,7 @@
 mod clock;
 mod modification;
 mod offering;
+mod offering_cache;
 mod tencent;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -17,6 +18,7 @@ pub use modification::{
     StopType, StoppedMode,
 };
 pub use offering::Offering;
+pub use offering_cache::OfferingCache;
 pub use tencent::{TencentCloud, TencentClouds};
 
 use std::sync::Arc;
