@@ -79,25 +79,28 @@ pub fn observe(
     }
 }
 
-/// How long a recorded call may take to show in DescribeInstances as the latest operation.
-/// Tencent shows it within seconds (Terraform waits 10 s before it looks).
+/// How long a recorded call may take to show in DescribeInstances as the latest operation, by
+/// default (`Settings::operation_settle`). Tencent shows it within seconds (Terraform waits
+/// 10 s before it looks); it must exceed the API client's timeout, within which a request
+/// may still arrive.
 pub const OPERATION_SETTLE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The status the planner decides from. A non-idempotent call (a reimage, a recreate) that
 /// was recorded but never got its answer is either under way or was never sent (the
 /// operator died between recording and sending, or the request was lost). Once
-/// `OPERATION_SETTLE` has passed and the instance shows no operation of that action newer
+/// `settle` has passed and the instance shows no operation of that action newer
 /// than the record, it was never sent: forget the record so the change is made. Otherwise
 /// the record stands and the planner does not call again.
 pub fn without_unsent_operation(
     status: &CvmInstanceStatus,
     observed: &Observed,
     now: k8s_openapi::jiff::Timestamp,
+    settle: std::time::Duration,
 ) -> Option<CvmInstanceStatus> {
     let operation = status.operation.as_ref()?;
     // A record from the future (clock skew) has not settled: `try_from` refuses it.
     let settled = std::time::Duration::try_from(now.duration_since(operation.started_at.0))
-        .is_ok_and(|age| age >= OPERATION_SETTLE);
+        .is_ok_and(|age| age >= settle);
     // The same action under the RequestId the instance showed when the call was recorded is
     // an earlier call (the previous reimage), not this one.
     let newer = observed.latest_operation_request_id.is_some()

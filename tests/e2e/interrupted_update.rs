@@ -17,6 +17,15 @@ const NAME: &str = "interrupted";
 /// The next call of `action` takes effect at once, but its answer takes a minute: long
 /// enough that the operator is always killed before it arrives.
 async fn delay_answer(env: &TestEnv, action: &str) {
+    add_fault(env, action, None, Some(60_000)).await;
+}
+
+async fn add_fault(
+    env: &TestEnv,
+    action: &str,
+    latency_ms: Option<u64>,
+    response_delay_ms: Option<u64>,
+) {
     env.sim
         .admin
         .add_fault(&FaultSpec {
@@ -25,9 +34,9 @@ async fn delay_answer(env: &TestEnv, action: &str) {
             message: None,
             rate: 1.0,
             count: Some(1),
-            latency_ms: None,
+            latency_ms,
             drop_connection: false,
-            response_delay_ms: Some(60_000),
+            response_delay_ms,
         })
         .await
         .unwrap();
@@ -104,14 +113,14 @@ async fn kill_mid_call(env: &TestEnv, action: &str) {
     );
 }
 
-fn restart(env: &TestEnv) -> Operator {
+fn restart(env: &TestEnv, extra: &[&str]) -> Operator {
     Operator::start_named(
         &env.dir,
         "operator-restarted",
         &env.sim.endpoint,
         &env.namespace,
         false,
-        &[],
+        extra,
     )
 }
 
@@ -133,6 +142,20 @@ async fn until_updated(
         }
     })
     .await
+}
+
+/// Ready and running the new image, and the operator has seen a few sweeps since.
+async fn until_reimaged(env: &TestEnv) -> cvm_operator::api::CvmInstanceStatus {
+    let status = until_updated(env, "the new image, running", |s| {
+        s.instance_state.as_deref() == Some("RUNNING")
+            && s.observed
+                .as_ref()
+                .and_then(|o| o.image_id.as_deref())
+                .is_some_and(|image| image == "img-new00000")
+    })
+    .await;
+    several_sweeps(env).await;
+    status
 }
 
 /// Some resyncs (2 s each) later: time for a wrong second call to show in the counters.
@@ -168,7 +191,7 @@ async fn operator_killed_during_a_type_change_applies_it_exactly_once() {
     );
     let at_kill = until_accepted_and_held(&env, &id, "ResetInstancesType").await;
     kill_mid_call(&env, "ResetInstancesType").await;
-    let restarted = restart(&env);
+    let restarted = restart(&env, &[]);
     until_waiting_for(&env, "ResetInstancesType").await;
     several_sweeps(&env).await;
     // The simulator counts a call when it answers, and the killed call's answer is a minute
@@ -230,22 +253,14 @@ async fn operator_killed_during_a_reimage_reinstalls_exactly_once() {
     let at_kill = until_accepted_and_held(&env, &id, "ResetInstance").await;
     assert_eq!(at_kill.reimage_count, 1);
     kill_mid_call(&env, "ResetInstance").await;
-    let restarted = restart(&env);
+    let restarted = restart(&env, &[]);
     until_waiting_for(&env, "ResetInstance").await;
     several_sweeps(&env).await;
     assert_eq!(env.sim.calls("ResetInstance").await, 0, "not sent again");
     assert_eq!(env.sim.admin.reimage_count(&id).await.unwrap(), 1);
     env.sim.admin.complete_operation(&id).await.unwrap();
 
-    let status = until_updated(&env, "the new image, running", |s| {
-        s.instance_state.as_deref() == Some("RUNNING")
-            && s.observed
-                .as_ref()
-                .and_then(|o| o.image_id.as_deref())
-                .is_some_and(|image| image == "img-new00000")
-    })
-    .await;
-    several_sweeps(&env).await;
+    let status = until_reimaged(&env).await;
 
     let instance = in_sim(&env, &id).await.unwrap();
     assert_eq!(instance.image_id, "img-new00000");
@@ -261,6 +276,57 @@ async fn operator_killed_during_a_reimage_reinstalls_exactly_once() {
     assert!(env.sim.calls("ResetInstance").await <= 1);
     assert_eq!(env.sim.calls("RebootInstances").await, 0);
     assert_eq!(env.sim.calls("StopInstances").await, 0);
+    assert!(status.pending_changes.unwrap_or_default().is_empty());
+    drop(restarted);
+}
+
+/// Killed right after the reimage was recorded, while its request is still on the way (the
+/// simulator holds it 5 s before handling it): whether it ever takes effect depends on what
+/// the server does with a request whose client is gone. Either way the restarted operator
+/// reimages exactly once: it waits for the record to settle (15 s here, 120 s by default),
+/// and makes the call only if the instance never showed it.
+#[tokio::test]
+async fn operator_killed_before_a_reimage_arrived_reinstalls_exactly_once() {
+    let env = start("unsent-reimage").await;
+    let id = ready_instance(&env).await;
+    add_fault(&env, "ResetInstance", Some(5_000), None).await;
+
+    patch(
+        &env,
+        json!({"imageId": "img-new00000", "updatePolicy": {"reimage": "Allow"}}),
+    );
+    let api = env.api();
+    wait_for(
+        "the reimage to be recorded",
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            async move {
+                let operation = api.get(NAME).await.ok()?.status?.operation?;
+                (operation.action == "ResetInstance").then_some(())
+            }
+        },
+    )
+    .await;
+    kill_mid_call(&env, "ResetInstance").await;
+    assert_eq!(
+        env.sim.admin.reimage_count(&id).await.unwrap(),
+        0,
+        "killed before the simulator handled the request"
+    );
+    let restarted = restart(&env, &["--operation-settle-seconds", "15"]);
+
+    let status = until_reimaged(&env).await;
+    let resent = restarted.log().contains("action=\"ResetInstance\"");
+    eprintln!("the restarted operator sent ResetInstance itself: {resent}");
+
+    assert_eq!(
+        env.sim.admin.reimage_count(&id).await.unwrap(),
+        1,
+        "exactly one reinstall"
+    );
+    assert_eq!(env.sim.calls("ResetInstance").await, 1);
+    assert_eq!(in_sim(&env, &id).await.unwrap().image_id, "img-new00000");
     assert!(status.pending_changes.unwrap_or_default().is_empty());
     drop(restarted);
 }
