@@ -9,7 +9,7 @@ use cvm_sim::admin_client::SimInstance;
 use cvm_sim::faults::FaultSpec;
 use serde_json::{Value, json};
 
-use crate::env::{Operator, TestEnv, kubectl_ok, sim_config, web};
+use crate::env::{Operator, TestEnv, sim_config, web};
 use crate::support::wait_for;
 
 const NAME: &str = "interrupted";
@@ -43,14 +43,7 @@ async fn add_fault(
 }
 
 fn patch(env: &TestEnv, spec: Value) {
-    kubectl_ok(env.kubectl().args([
-        "patch",
-        &format!("cvm/{NAME}"),
-        "--type",
-        "merge",
-        "-p",
-        &json!({ "spec": spec }).to_string(),
-    ]));
+    env.patch_spec(NAME, spec);
 }
 
 /// A world whose operations take long enough to be held before they end by themselves.
