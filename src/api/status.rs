@@ -147,6 +147,10 @@ pub struct Operation {
     /// Its RequestId, once the answer came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The instance's LatestOperationRequestId when the call was recorded: an operation shown
+    /// under this ID is an earlier one (say, the last reimage), not this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_request_id: Option<String>,
     /// The metadata.generation it applies.
     pub generation: i64,
     pub started_at: Time,

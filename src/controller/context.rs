@@ -32,6 +32,9 @@ pub struct Settings {
     /// How long a recorded instance may be missing from DescribeInstances before it counts as
     /// vanished, if it was never seen (new instances can lag in DescribeInstances).
     pub appear_grace: Duration,
+    /// How long a recorded call without an answer may take to show on the instance before it
+    /// counts as never sent and is made (`update::without_unsent_operation`).
+    pub operation_settle: Duration,
     /// Credentials for resources without `credentialsSecretRef`; `None` disables them.
     pub default_credentials: Option<Credentials>,
     /// How long offerings (stock and prices) are reused before DescribeZoneInstanceConfigInfos
@@ -49,6 +52,7 @@ impl Default for Settings {
             poll_max: Duration::from_secs(30),
             tag_grace: Duration::from_secs(60),
             appear_grace: Duration::from_secs(300),
+            operation_settle: super::update::OPERATION_SETTLE,
             default_credentials: None,
             offerings_period: Duration::from_secs(300),
         }

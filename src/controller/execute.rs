@@ -295,10 +295,15 @@ async fn perform(
         }
         Step::RecordOperation { change, field } => {
             let (action, field_name) = (change.action(), field.name());
+            let prior_request_id = match &run.facts.described {
+                Some(Ok(Some(instance))) => instance.latest_operation_request_id.clone(),
+                _ => None,
+            };
             t.status.operation = Some(Operation {
                 action: action.to_string(),
                 field: field_name.to_string(),
                 request_id: None,
+                prior_request_id,
                 generation: t.obj.metadata.generation.unwrap_or_default(),
                 started_at: Time(t.ctx.clock.now()),
             });
