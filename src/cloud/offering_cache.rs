@@ -25,7 +25,7 @@ struct Entry {
 pub const FAILURE_PAUSE: Duration = Duration::from_secs(60);
 
 /// How long [`OfferingCache::quietly`] waits for an answer before going without.
-pub const QUIET_TIMEOUT: Duration = Duration::from_secs(5);
+pub const QUIET_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct OfferingCache {
     period: Duration,

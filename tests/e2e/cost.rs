@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::env::{REPO, TestEnv, kubectl_ok, web};
+use crate::env::{REPO, TestEnv, kubectl_ok, sim_config, web};
 use crate::operations::{http_url, sample, scrape};
 use crate::support::wait_for;
 
@@ -107,5 +107,41 @@ async fn instances_show_their_hourly_price_and_metrics_sum_the_spend() {
         calls.values().sum::<u64>(),
         2,
         "one call per charge type: {calls:?}"
+    );
+}
+
+/// Without the permission to read prices (CAM refuses DescribeZoneInstanceConfigInfos), an
+/// instance still becomes Ready, just without a price, and the refused call is not repeated
+/// by every reconcile.
+#[tokio::test]
+async fn instances_without_prices_still_become_ready() {
+    let mut config = sim_config();
+    config["faults"] = json!([{
+        "action": "DescribeZoneInstanceConfigInfos",
+        "code": "UnauthorizedOperation",
+        "message": "no permission for cvm:DescribeZoneInstanceConfigInfos",
+        "rate": 1.0
+    }]);
+    let env = TestEnv::start_with("cost-refused", config, true).await;
+    env.apply_yaml_ok(&web(PAYGO));
+    env.wait_ready(PAYGO, 90);
+    let status = env.get(PAYGO).await.status.unwrap();
+    assert_eq!(status.instance_state.as_deref(), Some("RUNNING"));
+    assert_eq!(status.hourly_price, None);
+    let calls = env.sim.outcomes("DescribeZoneInstanceConfigInfos").await;
+    assert_eq!(
+        calls.get("UnauthorizedOperation").copied(),
+        Some(1),
+        "one refused call per pause, not one per reconcile: {calls:?}"
+    );
+    let base = http_url(env.operator.as_ref().expect("operator")).await;
+    let series = format!(
+        "cvm_operator_hourly_spend{{namespace=\"{}\",billing=\"PayAsYouGo\"}}",
+        env.namespace
+    );
+    assert_eq!(
+        sample(&scrape(&base).await, &series),
+        None,
+        "no price, no spend"
     );
 }
