@@ -12,7 +12,7 @@ mod execute;
 mod finalizer;
 mod invalid;
 pub mod observe;
-mod price;
+pub mod price;
 pub mod request;
 mod secret_use;
 pub mod step;
