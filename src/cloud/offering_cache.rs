@@ -19,11 +19,22 @@ struct Entry {
     offerings: Arc<Vec<Offering>>,
 }
 
+/// After a failed fetch, how long [`OfferingCache::quietly`] answers nothing instead of
+/// asking again: a missing CAM permission or an outage then costs one call per pause, not one
+/// per reconcile.
+pub const FAILURE_PAUSE: Duration = Duration::from_secs(60);
+
+/// How long [`OfferingCache::quietly`] waits for an answer before going without.
+pub const QUIET_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct OfferingCache {
     period: Duration,
     clock: Arc<dyn Clock>,
     /// One lock per key: concurrent callers of a stale key wait for one fetch.
     entries: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<Option<Entry>>>>>,
+    /// When the last fetch of a key failed, for [`OfferingCache::quietly`]; removed when one
+    /// works again.
+    failed: Mutex<HashMap<Key, Timestamp>>,
 }
 
 impl OfferingCache {
@@ -32,7 +43,59 @@ impl OfferingCache {
             period,
             clock,
             entries: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn key(cloud: &Arc<dyn Cloud>, charge_type: &str) -> Key {
+        (
+            Arc::as_ptr(cloud) as *const () as usize,
+            charge_type.to_string(),
+        )
+    }
+
+    /// [`OfferingCache::get`] for what only informs (the price an instance shows): never an
+    /// error and never a long wait. A failure is logged once (warn) until a fetch works
+    /// again, and for [`FAILURE_PAUSE`] afterwards callers get `None` without a call.
+    pub async fn quietly(
+        &self,
+        cloud: &Arc<dyn Cloud>,
+        charge_type: &str,
+    ) -> Option<Arc<Vec<Offering>>> {
+        let key = Self::key(cloud, charge_type);
+        let now = self.clock.now();
+        let failed_before = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied();
+        if let Some(at) = failed_before
+            && now.duration_since(at).unsigned_abs() < FAILURE_PAUSE
+        {
+            return None;
+        }
+        let error = match tokio::time::timeout(QUIET_TIMEOUT, self.get(cloud, charge_type)).await {
+            Ok(Ok(offerings)) => {
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                return Some(offerings);
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {QUIET_TIMEOUT:?}"),
+        };
+        if failed_before.is_none() {
+            tracing::warn!(charge_type, %error, "cannot get offerings and prices (DescribeZoneInstanceConfigInfos); prices stay as they are");
+        } else {
+            tracing::debug!(charge_type, %error, "offerings still unavailable");
+        }
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, now);
+        None
     }
 
     /// The offerings of `cloud` for `charge_type`, fetched when none are younger than the
@@ -42,10 +105,7 @@ impl OfferingCache {
         cloud: &Arc<dyn Cloud>,
         charge_type: &str,
     ) -> Result<Arc<Vec<Offering>>, CloudError> {
-        let key = (
-            Arc::as_ptr(cloud) as *const () as usize,
-            charge_type.to_string(),
-        );
+        let key = Self::key(cloud, charge_type);
         let slot = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             entries.entry(key).or_default().clone()
@@ -91,10 +151,12 @@ mod tests {
     use super::*;
     use crate::cloud::{ManualClock, Modification};
 
-    /// Sells one offering whose price goes up by one with every call.
+    /// Sells one offering whose price goes up by one with every call, or refuses while
+    /// `failing`.
     #[derive(Default)]
     struct CountingCloud {
         calls: AtomicU32,
+        failing: std::sync::atomic::AtomicBool,
     }
 
     impl Cloud for CountingCloud {
@@ -141,7 +203,16 @@ mod tests {
             charge_type: &'a str,
         ) -> BoxFuture<'a, Result<Vec<Offering>, CloudError>> {
             let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let failing = self.failing.load(Ordering::SeqCst);
             Box::pin(async move {
+                if failing {
+                    return Err(CloudError::Api {
+                        action: "DescribeZoneInstanceConfigInfos".into(),
+                        code: "UnauthorizedOperation".into(),
+                        message: "no permission".into(),
+                        request_id: "r".into(),
+                    });
+                }
                 Ok(vec![Offering {
                     zone: "ap-guangzhou-3".into(),
                     instance_type: "S5.MEDIUM2".into(),
@@ -184,5 +255,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(unknown, None);
+    }
+
+    #[tokio::test]
+    async fn quietly_pauses_after_a_failure_instead_of_asking_every_time() {
+        let clock = Arc::new(ManualClock::new(Timestamp::UNIX_EPOCH));
+        let cache = OfferingCache::new(Duration::from_secs(300), clock.clone());
+        let counting = Arc::new(CountingCloud::default());
+        counting.failing.store(true, Ordering::SeqCst);
+        let cloud: Arc<dyn Cloud> = counting.clone();
+        assert!(cache.quietly(&cloud, "SPOTPAID").await.is_none());
+        assert!(cache.quietly(&cloud, "SPOTPAID").await.is_none());
+        clock.advance(FAILURE_PAUSE - Duration::from_secs(1));
+        assert!(cache.quietly(&cloud, "SPOTPAID").await.is_none());
+        assert_eq!(
+            counting.calls.load(Ordering::SeqCst),
+            1,
+            "one call per pause"
+        );
+        counting.failing.store(false, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(1));
+        let offerings = cache
+            .quietly(&cloud, "SPOTPAID")
+            .await
+            .expect("asked again");
+        assert_eq!(offerings[0].hourly_price, Some(2.0));
+        assert_eq!(counting.calls.load(Ordering::SeqCst), 2);
+        cache.quietly(&cloud, "SPOTPAID").await.expect("cached");
+        assert_eq!(counting.calls.load(Ordering::SeqCst), 2);
     }
 }

@@ -21,6 +21,7 @@ use super::error::Error;
 use super::events::EventType;
 use super::finalizer;
 use super::observe::{Requeue, Verdict, poll_interval};
+use super::price;
 use super::request::{Owner, client_token, run_instances_request};
 use super::secret_use::{self, SecretUse};
 use super::step::{Day2, Facts, RELEASING, Release, Step, View, Wait, next_step};
@@ -246,6 +247,7 @@ async fn perform(
         } => {
             t.record(&instance);
             let cloud = cloud(run)?.clone();
+            show_price(t, &cloud, &instance).await;
             Some(report(t, cloud, &instance, verdict).await?)
         }
         Step::Report {
@@ -255,6 +257,7 @@ async fn perform(
         } => {
             t.record(&instance);
             let cloud = cloud(run)?.clone();
+            show_price(t, &cloud, &instance).await;
             Some(report_managed(t, cloud, &instance, verdict, *day2).await?)
         }
         Step::Claim { instance } => {
@@ -382,6 +385,7 @@ async fn perform(
                 t.status.instance_state = Some("TERMINATING".to_string());
                 t.status.instance_id = Some(id);
             }
+            t.status.hourly_price = None;
             let health = Health::progressing(
                 "Terminating",
                 format!("waiting for {} to be gone", ids.join(", ")),
@@ -417,6 +421,7 @@ async fn perform(
             finalizer::remove(&t.api, &t.obj, crate::api::FINALIZER).await?;
             t.ctx.forget(&t.uid);
             t.ctx.metrics.instance_state(&t.uid, None);
+            t.ctx.metrics.hourly_spend(&t.uid, None);
             Some(wait(t, Wait::AwaitChange))
         }
         Step::Stall {
@@ -476,6 +481,15 @@ fn sweeper_vouches(t: &Target<'_, CvmInstance>) -> bool {
             .sweeper
             .vouches_for(&t.owner(), id, t.ctx.settings.resync.saturating_mul(2))
     })
+}
+
+/// Shows what the instance costs per hour; when prices cannot be had the field stays as it
+/// was and the reconcile goes on.
+async fn show_price(t: &mut Target<'_, CvmInstance>, cloud: &Arc<dyn Cloud>, instance: &Instance) {
+    let spec = &t.obj.spec;
+    if let Some(price) = price::hourly_price(&t.ctx.offerings, cloud, spec, instance).await {
+        t.status.hourly_price = price;
+    }
 }
 
 async fn report(

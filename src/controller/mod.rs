@@ -12,6 +12,7 @@ mod execute;
 mod finalizer;
 mod invalid;
 pub mod observe;
+pub mod price;
 pub mod request;
 mod secret_use;
 pub mod step;

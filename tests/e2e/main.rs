@@ -7,6 +7,7 @@
 mod support;
 
 mod adoption;
+mod cost;
 mod day2;
 mod env;
 mod failures;
