@@ -70,6 +70,10 @@ struct RunArgs {
     /// Seconds a deleted resource waits for tags to propagate when a creation may be unrecorded.
     #[arg(long, default_value_t = 60.0)]
     tag_grace_seconds: f64,
+    /// Seconds a day-2 call recorded without an answer may take to show on the instance before
+    /// it is taken as never sent and made again. Keep it well above the API client's timeout.
+    #[arg(long, default_value_t = 120.0)]
+    operation_settle_seconds: f64,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "CVM_OPERATOR_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
@@ -188,6 +192,7 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
         poll_min: secs(args.poll_min_seconds),
         poll_max: secs(args.poll_max_seconds),
         tag_grace: secs(args.tag_grace_seconds),
+        operation_settle: secs(args.operation_settle_seconds),
         default_credentials,
         ..Settings::default()
     };

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -43,7 +44,25 @@ pub struct StateLabels {
     pub state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpendLabels {
+    pub namespace: String,
+    /// `PayAsYouGo` or `Spot`.
+    pub billing: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Prices in millionths, so that adding and removing one instance's price leaves no
+/// floating-point residue in a sum that lives as long as the process.
+type Micros = i64;
+
+/// Each billed resource's contribution to the spend gauge, and the sums by label.
+#[derive(Default)]
+struct Spend {
+    by_uid: HashMap<String, (SpendLabels, Micros)>,
+    totals: HashMap<SpendLabels, Micros>,
+}
 
 pub struct Metrics {
     reconciles: Family<ResultLabels, Counter>,
@@ -56,6 +75,8 @@ pub struct Metrics {
     /// The state last written for each resource UID; the `instances` gauge is derived from
     /// it, so that a state change moves one instance from one series to the other.
     instance_states: Mutex<HashMap<String, String>>,
+    hourly_spend: Family<SpendLabels, Gauge<f64, AtomicU64>>,
+    spend: Mutex<Spend>,
     leader: Gauge,
     watch_synced: Gauge,
 }
@@ -74,6 +95,8 @@ impl Default for Metrics {
             rate_limit_wait_seconds: Family::default(),
             instances: Family::default(),
             instance_states: Mutex::new(HashMap::new()),
+            hourly_spend: Family::default(),
+            spend: Mutex::new(Spend::default()),
             leader: Gauge::default(),
             watch_synced: Gauge::default(),
         }
@@ -118,6 +141,11 @@ impl Metrics {
             "instances",
             "CvmInstances by the instance state last written to their status",
             metrics.instances.clone(),
+        );
+        registry.register(
+            "hourly_spend",
+            "What the instances the operator manages cost per hour (the sum of their status.hourlyPrice), by namespace and billing mode",
+            metrics.hourly_spend.clone(),
         );
         registry.register(
             "leader",
@@ -167,6 +195,35 @@ impl Metrics {
                     state: state.to_string(),
                 })
                 .inc();
+        }
+    }
+
+    /// Records what the resource `uid` costs per hour (`None`: nothing, e.g. stopped without
+    /// charging or gone) and updates the sums of the labels it left and joined.
+    pub fn hourly_spend(&self, uid: &str, spend: Option<(SpendLabels, f64)>) {
+        let mut books = self.spend.lock().expect("spend poisoned");
+        let spend = spend.map(|(labels, price)| (labels, (price * 1e6).round() as Micros));
+        let previous = match &spend {
+            Some(now) => books.by_uid.insert(uid.to_string(), now.clone()),
+            None => books.by_uid.remove(uid),
+        };
+        if previous == spend {
+            return;
+        }
+        let mut touched = Vec::with_capacity(2);
+        if let Some((labels, micros)) = previous {
+            *books.totals.entry(labels.clone()).or_default() -= micros;
+            touched.push(labels);
+        }
+        if let Some((labels, micros)) = spend {
+            *books.totals.entry(labels.clone()).or_default() += micros;
+            touched.push(labels);
+        }
+        for labels in touched {
+            let total = books.totals.get(&labels).copied().unwrap_or_default();
+            self.hourly_spend
+                .get_or_create(&labels)
+                .set(total as f64 / 1e6);
         }
     }
 
@@ -283,5 +340,45 @@ mod tests {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         assert!(metrics.is_leader());
+    }
+
+    fn spend(namespace: &str, billing: &str, price: f64) -> Option<(SpendLabels, f64)> {
+        let labels = SpendLabels {
+            namespace: namespace.to_string(),
+            billing: billing.to_string(),
+        };
+        Some((labels, price))
+    }
+
+    #[test]
+    fn hourly_spend_sums_by_namespace_and_billing_and_forgets_what_stops() {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let metrics = Metrics::register(&mut registry);
+        metrics.hourly_spend("a", spend("team", "PayAsYouGo", 0.18));
+        metrics.hourly_spend("b", spend("team", "PayAsYouGo", 0.1));
+        metrics.hourly_spend("c", spend("team", "Spot", 0.036));
+        metrics.hourly_spend("d", spend("other", "Spot", 0.036));
+        metrics.hourly_spend("a", spend("team", "PayAsYouGo", 0.18));
+        let text = exported(&registry);
+        for line in [
+            "cvm_operator_hourly_spend{namespace=\"team\",billing=\"PayAsYouGo\"} 0.28",
+            "cvm_operator_hourly_spend{namespace=\"team\",billing=\"Spot\"} 0.036",
+            "cvm_operator_hourly_spend{namespace=\"other\",billing=\"Spot\"} 0.036",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        // Stopped without charging, then deleted; a price change; never-seen resources.
+        metrics.hourly_spend("a", None);
+        metrics.hourly_spend("c", spend("team", "Spot", 0.05));
+        metrics.hourly_spend("d", None);
+        metrics.hourly_spend("never-seen", None);
+        let text = exported(&registry);
+        for line in [
+            "cvm_operator_hourly_spend{namespace=\"team\",billing=\"PayAsYouGo\"} 0.1",
+            "cvm_operator_hourly_spend{namespace=\"team\",billing=\"Spot\"} 0.05",
+            "cvm_operator_hourly_spend{namespace=\"other\",billing=\"Spot\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 }

@@ -30,6 +30,7 @@ use super::status::CvmInstanceStatus;
 #[kube(printcolumn(name = "Zone", type_ = "string", json_path = ".spec.zone"))]
 #[kube(printcolumn(name = "Type", type_ = "string", json_path = ".spec.instanceType"))]
 #[kube(printcolumn(name = "Billing", type_ = "string", json_path = ".spec.billing.mode"))]
+#[kube(printcolumn(name = "Price/h", type_ = "string", json_path = ".status.hourlyPrice"))]
 #[kube(printcolumn(name = "State", type_ = "string", json_path = ".status.instanceState"))]
 #[kube(printcolumn(
     name = "Private-IP",
@@ -255,6 +256,31 @@ pub enum BillingMode {
     PayAsYouGo,
     /// Spot instance (SPOTPAID): discounted, and may be reclaimed by Tencent Cloud.
     Spot,
+}
+
+impl BillingMode {
+    /// The Tencent `InstanceChargeType`.
+    pub fn charge_type(self) -> &'static str {
+        match self {
+            BillingMode::PayAsYouGo => "POSTPAID_BY_HOUR",
+            BillingMode::Spot => "SPOTPAID",
+        }
+    }
+
+    /// The mode of a Tencent `InstanceChargeType`, if it is one of the two.
+    pub fn of_charge_type(charge_type: &str) -> Option<Self> {
+        [BillingMode::PayAsYouGo, BillingMode::Spot]
+            .into_iter()
+            .find(|mode| mode.charge_type() == charge_type)
+    }
+
+    /// The name in manifests, e.g. for metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillingMode::PayAsYouGo => "PayAsYouGo",
+            BillingMode::Spot => "Spot",
+        }
+    }
 }
 
 /// Spot bidding.

@@ -30,6 +30,13 @@ pub struct CvmInstanceStatus {
     /// Public IPv4 addresses of the primary network interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_ip_addresses: Option<Vec<String>>,
+    /// What the instance costs per hour while it is billed, e.g. `0.0360`: the discounted
+    /// price of its zone, type and charge type (DescribeZoneInstanceConfigInfos, CPU and
+    /// memory only: disks and bandwidth are billed apart), in the account's currency. Absent
+    /// while nothing is billed for them (not yet created, stopped with STOP_CHARGING,
+    /// terminating, failed) or while the price is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly_price: Option<String>,
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -152,6 +159,10 @@ pub struct Operation {
     /// Its RequestId, once the answer came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The instance's LatestOperationRequestId when the call was recorded: an operation shown
+    /// under this ID is an earlier one (say, the last reimage), not this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_request_id: Option<String>,
     /// The metadata.generation it applies.
     pub generation: i64,
     pub started_at: Time,

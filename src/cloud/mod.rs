@@ -8,6 +8,8 @@
 
 mod clock;
 mod modification;
+mod offering;
+mod offering_cache;
 mod tencent;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -15,6 +17,8 @@ pub use modification::{
     DiskSize, InstanceAttribute, Modification, ResetInstanceRequest, ResizeInstanceDisksRequest,
     StopType, StoppedMode,
 };
+pub use offering::Offering;
+pub use offering_cache::OfferingCache;
 pub use tencent::{TencentCloud, TencentClouds};
 
 use std::sync::Arc;
@@ -67,6 +71,13 @@ pub trait Cloud: Send + Sync {
         id: &'a str,
         change: &'a Modification,
     ) -> BoxFuture<'a, Result<Option<String>, CloudError>>;
+
+    /// Every offering of the region for one charge type (`POSTPAID_BY_HOUR`, `SPOTPAID`):
+    /// one DescribeZoneInstanceConfigInfos call, uncached; callers cache.
+    fn zone_offerings<'a>(
+        &'a self,
+        charge_type: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Offering>, CloudError>>;
 }
 
 /// Hands out the [`Cloud`] for credentials and a region; the same one for the same pair, so

@@ -11,9 +11,10 @@ use tencent_cloud::credentials::Credentials;
 use tencent_cloud::error::CloudError;
 use tencent_cloud::pool::ClientPool;
 use tencent_cloud::tag::TagClient;
-use tencent_cloud::types::{Instance, RunInstancesRequest};
+use tencent_cloud::types::{Filter, Instance, RunInstancesRequest};
 
 use super::modification::Modification;
+use super::offering::Offering;
 use super::{Cloud, Clouds};
 
 pub struct TencentCloud {
@@ -122,6 +123,23 @@ impl Cloud for TencentCloud {
         change: &'a Modification,
     ) -> BoxFuture<'a, Result<Option<String>, CloudError>> {
         Box::pin(self.apply(id, change))
+    }
+
+    fn zone_offerings<'a>(
+        &'a self,
+        charge_type: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Offering>, CloudError>> {
+        Box::pin(async move {
+            let filter = Filter {
+                name: "instance-charge-type".into(),
+                values: vec![charge_type.to_string()],
+            };
+            let items = self
+                .cvm
+                .describe_zone_instance_config_infos(vec![filter])
+                .await?;
+            Ok(items.iter().map(Offering::from).collect())
+        })
     }
 }
 

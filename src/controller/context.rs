@@ -10,7 +10,7 @@ use rand::Rng;
 use super::Watched;
 use super::events::EventPublisher;
 use super::sweep::Sweeper;
-use crate::cloud::{Clock, Clouds, SystemClock};
+use crate::cloud::{Clock, Clouds, OfferingCache, SystemClock};
 use crate::metrics::Metrics;
 use tencent_cloud::credentials::Credentials;
 
@@ -32,8 +32,14 @@ pub struct Settings {
     /// How long a recorded instance may be missing from DescribeInstances before it counts as
     /// vanished, if it was never seen (new instances can lag in DescribeInstances).
     pub appear_grace: Duration,
+    /// How long a recorded call without an answer may take to show on the instance before it
+    /// counts as never sent and is made (`update::without_unsent_operation`).
+    pub operation_settle: Duration,
     /// Credentials for resources without `credentialsSecretRef`; `None` disables them.
     pub default_credentials: Option<Credentials>,
+    /// How long offerings (stock and prices) are reused before DescribeZoneInstanceConfigInfos
+    /// is called again (Karpenter refreshes every 5 min, TKE's provider every 10).
+    pub offerings_period: Duration,
 }
 
 impl Default for Settings {
@@ -46,7 +52,9 @@ impl Default for Settings {
             poll_max: Duration::from_secs(30),
             tag_grace: Duration::from_secs(60),
             appear_grace: Duration::from_secs(300),
+            operation_settle: super::update::OPERATION_SETTLE,
             default_credentials: None,
+            offerings_period: Duration::from_secs(300),
         }
     }
 }
@@ -63,6 +71,8 @@ pub struct Context {
     /// The shared cache of CvmInstances, to find the others naming a credentials Secret
     /// before letting go of it; without it (tests) every such question goes to the API server.
     pub instances: Option<Store<Watched>>,
+    /// Stock and prices per (cloud, charge type), shared by sets and instances.
+    pub offerings: OfferingCache,
     /// Consecutive failures per resource UID, for exponential backoff of retries.
     failures: Mutex<HashMap<String, u32>>,
     /// Resource UIDs already told (by an Event) that their credentials Secret is being
@@ -78,11 +88,13 @@ impl Context {
         settings: Settings,
         sweeper: Arc<Sweeper>,
     ) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Self {
             kube,
             events,
             clouds,
-            clock: Arc::new(SystemClock),
+            offerings: OfferingCache::new(settings.offerings_period, clock.clone()),
+            clock,
             settings,
             sweeper,
             metrics: Arc::new(Metrics::default()),
@@ -109,6 +121,7 @@ impl Context {
 
     /// Measures time with `clock` instead of the system clock (tests move it by hand).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.offerings = OfferingCache::new(self.settings.offerings_period, clock.clone());
         self.clock = clock;
         self
     }

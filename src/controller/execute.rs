@@ -22,6 +22,7 @@ use super::events::EventType;
 use super::finalizer;
 use super::observe::{Requeue, Verdict, poll_interval};
 use super::password;
+use super::price;
 use super::request::{Owner, client_token, run_instances_request};
 use super::secret_use::{self, SecretUse};
 use super::step::{
@@ -258,6 +259,7 @@ async fn perform(
         } => {
             t.record(&instance);
             let cloud = cloud(run)?.clone();
+            show_price(t, &cloud, &instance).await;
             Some(report(t, cloud, &instance, verdict).await?)
         }
         Step::Report {
@@ -267,6 +269,7 @@ async fn perform(
         } => {
             t.record(&instance);
             let cloud = cloud(run)?.clone();
+            show_price(t, &cloud, &instance).await;
             Some(report_managed(t, cloud, &instance, verdict, *day2).await?)
         }
         Step::Claim { instance } => {
@@ -308,10 +311,15 @@ async fn perform(
         Step::RecordOperation { change, field } => {
             let (action, field_name) = (change.action(), field.name());
             run.facts.superseded = t.status.operation.clone();
+            let prior_request_id = match &run.facts.described {
+                Some(Ok(Some(instance))) => instance.latest_operation_request_id.clone(),
+                _ => None,
+            };
             t.status.operation = Some(Operation {
                 action: action.to_string(),
                 field: field_name.to_string(),
                 request_id: None,
+                prior_request_id,
                 generation: t.obj.metadata.generation.unwrap_or_default(),
                 started_at: Time(t.ctx.clock.now()),
             });
@@ -396,6 +404,7 @@ async fn perform(
                 t.status.instance_state = Some("TERMINATING".to_string());
                 t.status.instance_id = Some(id);
             }
+            t.status.hourly_price = None;
             let health = Health::progressing(
                 "Terminating",
                 format!("waiting for {} to be gone", ids.join(", ")),
@@ -431,6 +440,7 @@ async fn perform(
             finalizer::remove(&t.api, &t.obj, crate::api::FINALIZER).await?;
             t.ctx.forget(&t.uid);
             t.ctx.metrics.instance_state(&t.uid, None);
+            t.ctx.metrics.hourly_spend(&t.uid, None);
             Some(wait(t, Wait::AwaitChange))
         }
         Step::Stall {
@@ -490,6 +500,15 @@ fn sweeper_vouches(t: &Target<'_, CvmInstance>) -> bool {
             .sweeper
             .vouches_for(&t.owner(), id, t.ctx.settings.resync.saturating_mul(2))
     })
+}
+
+/// Shows what the instance costs per hour; when prices cannot be had the field stays as it
+/// was and the reconcile goes on.
+async fn show_price(t: &mut Target<'_, CvmInstance>, cloud: &Arc<dyn Cloud>, instance: &Instance) {
+    let spec = &t.obj.spec;
+    if let Some(price) = price::hourly_price(&t.ctx.offerings, cloud, spec, instance).await {
+        t.status.hourly_price = price;
+    }
 }
 
 async fn report(

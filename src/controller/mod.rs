@@ -13,6 +13,7 @@ mod finalizer;
 mod invalid;
 pub mod observe;
 mod password;
+pub mod price;
 pub mod request;
 mod secret_use;
 pub mod step;

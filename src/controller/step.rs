@@ -473,7 +473,7 @@ fn observe(view: &View<'_>, id: &str, now: Timestamp, settings: &Settings) -> St
         Some(Ok(Some(instance))) => {
             let failed = instance.instance_state == "LAUNCH_FAILED";
             if update::applies(instance) {
-                manage(view, instance, now)
+                manage(view, instance, now, settings)
             } else if !(failed && spec_changed_since_failure(view)) {
                 report(view, instance)
             } else if !facts.failed_launch_terminated {
@@ -518,7 +518,7 @@ fn report(view: &View<'_>, instance: &Instance) -> Step {
 
 /// Day 2 (docs/design.md): bring a running or stopped instance to its spec, one call a pass,
 /// recorded before it is sent; then report what the plan found.
-fn manage(view: &View<'_>, instance: &Instance, now: Timestamp) -> Step {
+fn manage(view: &View<'_>, instance: &Instance, now: Timestamp, settings: &Settings) -> Step {
     let spec = &view.object.spec;
     let facts = view.facts;
     if spec.instance_id.is_some()
@@ -527,7 +527,8 @@ fn manage(view: &View<'_>, instance: &Instance, now: Timestamp) -> Step {
         return step;
     }
     let observed = update::observe(instance, spec, view.stored);
-    let unsent = update::without_unsent_operation(view.stored, &observed, now);
+    let unsent =
+        update::without_unsent_operation(view.stored, &observed, now, settings.operation_settle);
     let before_record = facts.recorded.as_ref().map(|_| CvmInstanceStatus {
         operation: facts.superseded.clone(),
         ..view.stored.clone()

@@ -1014,6 +1014,7 @@ fn the_report_after_a_call_in_the_stop_window_takes_the_stop_for_the_operators_o
         action: action.into(),
         field: "login.passwordSecretRef".into(),
         request_id: request_id.map(Into::into),
+        prior_request_id: None,
         generation: 1,
         started_at: Time(t0()),
     };

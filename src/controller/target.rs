@@ -18,9 +18,11 @@ use super::conditions::{Health, READY, RECONCILING, STALLED, same_conditions, tr
 use super::context::Context;
 use super::error::Error;
 use super::events::EventType;
+use super::price::{billed_mode, parse_price};
 use super::step::reconciling_for;
 use super::sweep::{Owner, owner_of};
 use crate::api::{CvmInstance, CvmInstanceStatus};
+use crate::metrics::SpendLabels;
 use tencent_cloud::types::Instance;
 
 /// A ClientToken that is in the status stored by the API server. Only [`Target`] makes one,
@@ -70,6 +72,11 @@ pub trait Managed:
     fn state_metric(_status: &Self::Status) -> Option<&str> {
         None
     }
+    /// What this resource adds to the hourly spend metric: its billing mode label
+    /// (`PayAsYouGo`, `Spot`) and price per hour; `None` while nothing is billed.
+    fn spend_metric(&self, _status: &Self::Status) -> Option<(&'static str, f64)> {
+        None
+    }
 }
 
 impl Managed for CvmInstance {
@@ -92,6 +99,10 @@ impl Managed for CvmInstance {
     }
     fn state_metric(status: &CvmInstanceStatus) -> Option<&str> {
         status.instance_state.as_deref()
+    }
+    fn spend_metric(&self, status: &CvmInstanceStatus) -> Option<(&'static str, f64)> {
+        let price = parse_price(status.hourly_price.as_deref())?;
+        Some((self.spec.billing.mode.as_str(), price))
     }
 }
 
@@ -160,6 +171,9 @@ impl<'a, K: Managed> Target<'a, K> {
         *K::conditions_mut(&mut self.status) = Some(conditions.clone());
         *K::observed_generation_mut(&mut self.status) = generation;
 
+        // Metrics follow the status even when nothing is written, so that after a restart
+        // they count the resources whose status was already right.
+        self.update_metrics();
         let changed = !same_conditions(&previous, &conditions)
             || without_conditions::<K>(&self.status) != without_conditions::<K>(&self.old);
         if !changed {
@@ -183,9 +197,6 @@ impl<'a, K: Managed> Target<'a, K> {
             )
             .await?;
         self.old = self.status.clone();
-        self.ctx
-            .metrics
-            .instance_state(&self.uid, K::state_metric(&self.status));
 
         // Steps of normal progress (Creating, Provisioning, WaitingForPublicIp, Terminating)
         // get no Event of their own: the condition says where things stand, and the explicit
@@ -202,6 +213,19 @@ impl<'a, K: Managed> Target<'a, K> {
                 .await;
         }
         Ok(())
+    }
+
+    fn update_metrics(&self) {
+        let metrics = &self.ctx.metrics;
+        metrics.instance_state(&self.uid, K::state_metric(&self.status));
+        let spend = self.obj.spend_metric(&self.status).map(|(billing, price)| {
+            let labels = SpendLabels {
+                namespace: self.namespace.clone(),
+                billing: billing.to_string(),
+            };
+            (labels, price)
+        });
+        metrics.hourly_spend(&self.uid, spend);
     }
 
     /// Conditions besides Ready, Reconciling and Stalled (`Drifted`, `RestartRequired`...):
@@ -288,6 +312,10 @@ impl Target<'_, CvmInstance> {
         self.status.instance_state = Some(instance.instance_state.clone());
         self.status.private_ip_addresses = non_empty(&instance.private_ip_addresses);
         self.status.public_ip_addresses = non_empty(&instance.public_ip_addresses);
+        // Only a price lookup ([`super::price`]) sets a price; what is not billed has none.
+        if billed_mode(instance, &self.obj.spec).is_none() {
+            self.status.hourly_price = None;
+        }
     }
 
     /// Forgets the current instance, e.g. after it vanished.
@@ -296,6 +324,7 @@ impl Target<'_, CvmInstance> {
         self.status.instance_state = None;
         self.status.private_ip_addresses = None;
         self.status.public_ip_addresses = None;
+        self.status.hourly_price = None;
     }
 }
 

@@ -79,25 +79,33 @@ pub fn observe(
     }
 }
 
-/// How long a recorded call may take to show in DescribeInstances as the latest operation.
-/// Tencent shows it within seconds (Terraform waits 10 s before it looks).
+/// How long a recorded call may take to show in DescribeInstances as the latest operation, by
+/// default (`Settings::operation_settle`). Tencent shows it within seconds (Terraform waits
+/// 10 s before it looks); it must exceed the API client's timeout, within which a request
+/// may still arrive.
 pub const OPERATION_SETTLE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The status the planner decides from. A non-idempotent call (a reimage, a recreate) that
 /// was recorded but never got its answer is either under way or was never sent (the
-/// operator died between recording and sending). Once `OPERATION_SETTLE` has passed and the
-/// instance's latest operation is not that action, it was never sent: forget the record so
-/// the change is made. Otherwise the record stands and the planner does not call again.
+/// operator died between recording and sending, or the request was lost). Once
+/// `settle` has passed and the instance shows no operation of that action newer
+/// than the record, it was never sent: forget the record so the change is made. Otherwise
+/// the record stands and the planner does not call again.
 pub fn without_unsent_operation(
     status: &CvmInstanceStatus,
     observed: &Observed,
     now: k8s_openapi::jiff::Timestamp,
+    settle: std::time::Duration,
 ) -> Option<CvmInstanceStatus> {
     let operation = status.operation.as_ref()?;
     // A record from the future (clock skew) has not settled: `try_from` refuses it.
     let settled = std::time::Duration::try_from(now.duration_since(operation.started_at.0))
-        .is_ok_and(|age| age >= OPERATION_SETTLE);
-    let shown = observed.latest_operation.as_deref() == Some(operation.action.as_str());
+        .is_ok_and(|age| age >= settle);
+    // The same action under the RequestId the instance showed when the call was recorded is
+    // an earlier call (the previous reimage), not this one.
+    let newer = observed.latest_operation_request_id.is_some()
+        && observed.latest_operation_request_id != operation.prior_request_id;
+    let shown = newer && observed.latest_operation.as_deref() == Some(operation.action.as_str());
     (operation.request_id.is_none() && settled && !shown).then(|| CvmInstanceStatus {
         operation: None,
         ..status.clone()
@@ -291,6 +299,21 @@ pub fn health(
         return Some(Health::progressing(
             "Updating",
             format!("{id}: waiting for {action} to finish"),
+        ));
+    }
+    // A recorded call whose answer never came: the update is under way until the instance
+    // shows it or the record settles and the call is made (`without_unsent_operation`).
+    if let Some(issued) = plan
+        .pending
+        .iter()
+        .find(|p| p.reason == day2::ALREADY_ISSUED)
+    {
+        return Some(Health::progressing(
+            "Updating",
+            format!(
+                "{id}: {} was requested without an answer; waiting for it to show",
+                issued.field
+            ),
         ));
     }
     let needs_person: Vec<&str> = plan

@@ -225,10 +225,7 @@ pub fn bandwidth(spec: &CvmInstanceSpec) -> Option<i32> {
 }
 
 fn charge_type(spec: &CvmInstanceSpec) -> &'static str {
-    match spec.billing.mode {
-        crate::api::BillingMode::PayAsYouGo => "POSTPAID_BY_HOUR",
-        crate::api::BillingMode::Spot => "SPOTPAID",
-    }
+    spec.billing.mode.charge_type()
 }
 
 fn sorted(ids: &[String]) -> Vec<String> {

@@ -18,6 +18,6 @@ pub use contest::{CONTEST_LIMIT, CONTEST_WINDOW};
 pub use diff::Field;
 pub use observed::Observed;
 pub use plan::{
-    Change, Plan, PlanInput, PlannedCondition, REIMAGE_REQUIRED, REPLACE_REQUIRED,
+    ALREADY_ISSUED, Change, Plan, PlanInput, PlannedCondition, REIMAGE_REQUIRED, REPLACE_REQUIRED,
     RESTART_REQUIRED, plan,
 };

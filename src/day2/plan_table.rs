@@ -149,6 +149,7 @@ fn operation(action: &str, field: &str, generation: i64) -> Option<Operation> {
         action: action.into(),
         field: field.into(),
         request_id: Some("req-ours".into()),
+        prior_request_id: None,
         generation,
         started_at: minutes_ago(1),
     })

@@ -27,14 +27,7 @@ pub(crate) const MUTATING: &[&str] = &[
 pub(crate) const NAME: &str = "day2";
 
 pub(crate) fn patch(env: &TestEnv, spec: Value) {
-    kubectl_ok(env.kubectl().args([
-        "patch",
-        &format!("cvm/{NAME}"),
-        "--type",
-        "merge",
-        "-p",
-        &json!({ "spec": spec }).to_string(),
-    ]));
+    env.patch_spec(NAME, spec);
 }
 
 /// Waits until the resource is Ready for its current generation and `check` holds.

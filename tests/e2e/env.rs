@@ -330,6 +330,18 @@ impl TestEnv {
         );
     }
 
+    /// `kubectl patch` of the resource's spec (a merge patch), as a GitOps sync would.
+    pub fn patch_spec(&self, name: &str, spec: Value) {
+        kubectl_ok(self.kubectl().args([
+            "patch",
+            &format!("cvm/{name}"),
+            "--type",
+            "merge",
+            "-p",
+            &json!({ "spec": spec }).to_string(),
+        ]));
+    }
+
     /// `kubectl wait --for=condition=Ready` on one resource, as a user would.
     pub fn wait_ready(&self, name: &str, timeout_secs: u32) {
         kubectl_ok(self.kubectl().args([

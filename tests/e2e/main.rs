@@ -7,12 +7,14 @@
 mod support;
 
 mod adoption;
+mod cost;
 mod day2;
 mod day2_password;
 mod day2_replace;
 mod env;
 mod failures;
 mod gitops;
+mod interrupted_update;
 mod lifecycle;
 mod operations;
 mod ownership;

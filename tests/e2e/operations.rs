@@ -69,7 +69,7 @@ async fn wait_holder_is(leases: &Api<Lease>, lease: &str, who: &str, timeout: Du
     .await
 }
 
-async fn http_url(op: &Operator) -> String {
+pub(crate) async fn http_url(op: &Operator) -> String {
     wait_for(
         &format!("{} to log its HTTP address", op.identity),
         Duration::from_secs(30),
@@ -94,14 +94,14 @@ async fn get(url: &str) -> (u16, String, String) {
 }
 
 /// The value of one series, e.g. `cvm_operator_leader` or `x_total{a="b"}`.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
 }
 
-async fn scrape(base: &str) -> String {
+pub(crate) async fn scrape(base: &str) -> String {
     let (status, content_type, body) = get(&format!("{base}/metrics")).await;
     assert_eq!(status, 200, "{body}");
     assert!(

@@ -273,3 +273,52 @@ async fn a_reimage_happens_once_when_the_operator_dies_after_sending_it() {
 async fn a_reimage_recorded_but_never_sent_is_sent_once() {
     reimage_with_crash(When::Before).await;
 }
+
+/// A reimage recorded but never sent (the process died before the call, or the request was
+/// lost): a fresh process says the update is under way, not Ready, while the record settles,
+/// then makes the call once. After an earlier reimage the instance's latest operation is a
+/// ResetInstance too, but under the RequestId it had when the call was recorded: that one is
+/// not taken for the lost call.
+async fn unsent_reimage(earlier_reimage: bool) {
+    let (world, process, id) = ready_world("d2-unsent", json!({})).await;
+    world
+        .patch_spec(json!({"updatePolicy": {"reimage": "Allow"}}))
+        .await;
+    if earlier_reimage {
+        world.patch_spec(json!({"imageId": "img-new00000"})).await;
+    }
+    process.until_ready(&world).await.unwrap();
+    let before = world.cloud.changes_of("ResetInstance");
+    drop(process);
+
+    world.patch_spec(json!({"imageId": "img-new11111"})).await;
+    let dying = world.process(CrashSwitch::at(2, When::Before)).await;
+    assert!(matches!(dying.until_ready(&world).await, Err(Crashed)));
+    let fresh = world.process(CrashSwitch::never()).await;
+    fresh.step(&world).await.unwrap();
+    let object = world.get().await.unwrap();
+    assert!(!is_ready(&object), "not Ready while the reimage is unsent");
+    assert_eq!(
+        condition(&object, "Reconciling"),
+        ("True".to_string(), "Updating".to_string())
+    );
+    // Minutes pass: the record settles, the change is made, and only once.
+    settle(&world, &fresh, 3).await;
+    fresh.until_ready(&world).await.unwrap();
+    settle(&world, &fresh, 3).await;
+    assert_eq!(world.cloud.changes_of("ResetInstance"), before + 1);
+    assert_eq!(
+        described(&world, &id).image_id.as_deref(),
+        Some("img-new11111")
+    );
+}
+
+#[tokio::test]
+async fn an_unsent_reimage_is_reported_under_way_and_made_once_it_settled() {
+    unsent_reimage(false).await;
+}
+
+#[tokio::test]
+async fn an_unsent_reimage_is_not_mistaken_for_the_earlier_one() {
+    unsent_reimage(true).await;
+}

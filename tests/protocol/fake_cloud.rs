@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cvm_operator::cloud::{Clock, Cloud, Clouds, InstanceAttribute, ManualClock, Modification};
+use cvm_operator::cloud::{
+    Clock, Cloud, Clouds, InstanceAttribute, ManualClock, Modification, Offering,
+};
 use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use tencent_cloud::credentials::Credentials;
@@ -62,6 +64,8 @@ struct State {
     calls: Vec<String>,
     scripted: HashMap<&'static str, VecDeque<CloudError>>,
     requests: u64,
+    /// What `zone_offerings` returns, for every charge type the test set.
+    offerings: Vec<Offering>,
 }
 
 pub struct FakeCloud {
@@ -84,6 +88,12 @@ impl FakeCloud {
             state: Mutex::default(),
             switch: Mutex::new(Arc::new(CrashSwitch::never())),
         })
+    }
+
+    /// What the region sells from now on.
+    #[allow(dead_code)] // for the set tests
+    pub fn set_offerings(&self, offerings: Vec<Offering>) {
+        self.state.lock().unwrap().offerings = offerings;
     }
 
     /// Calls from now on go through `switch` (a new operator process).
@@ -476,6 +486,21 @@ impl Cloud for FakeCloud {
         change: &'a Modification,
     ) -> BoxFuture<'a, Result<Option<String>, CloudError>> {
         Box::pin(async move { self.change(id, change) })
+    }
+
+    fn zone_offerings<'a>(
+        &'a self,
+        charge_type: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Offering>, CloudError>> {
+        Box::pin(async move {
+            let state = self.state.lock().unwrap();
+            Ok(state
+                .offerings
+                .iter()
+                .filter(|o| o.charge_type == charge_type)
+                .cloned()
+                .collect())
+        })
     }
 }
 

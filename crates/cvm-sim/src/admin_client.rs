@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::config::Timing;
+use super::config::{CapacityEntry, Timing};
 use super::faults::FaultSpec;
 
 #[derive(Debug, thiserror::Error)]
@@ -189,19 +189,26 @@ impl SimAdmin {
             .map(|_| ())
     }
 
-    /// `available: None` makes the pair unlimited again.
+    /// Both pools of a (zone, type); `available: None` makes the pair unlimited again.
     pub async fn set_capacity(
         &self,
         zone: &str,
         instance_type: &str,
         available: Option<u32>,
     ) -> Result<(), AdminError> {
-        self.post(
-            "capacity",
-            &json!({"zone": zone, "instanceType": instance_type, "available": available}),
-        )
+        self.set_capacity_entry(&CapacityEntry {
+            zone: zone.to_string(),
+            instance_type: instance_type.to_string(),
+            charge_type: None,
+            available,
+        })
         .await
-        .map(|_| ())
+    }
+
+    /// One capacity entry, e.g. spot alone sold out (`charge_type: Some(StockPool::Spot)`).
+    pub async fn set_capacity_entry(&self, entry: &CapacityEntry) -> Result<(), AdminError> {
+        let body = serde_json::to_value(entry).expect("capacity serializes");
+        self.post("capacity", &body).await.map(|_| ())
     }
 
     pub async fn set_timing(&self, timing: Timing) -> Result<(), AdminError> {

@@ -77,6 +77,7 @@ pub fn default_rate_limits() -> HashMap<String, u32> {
         ("TerminateInstances", 10),
         ("DescribeRegions", 20),
         ("DescribeZones", 20),
+        ("DescribeZoneInstanceConfigInfos", 40),
         // Day-2 actions: 10 per second each (reference §6).
         ("StartInstances", 10),
         ("StopInstances", 10),
@@ -230,8 +231,21 @@ impl Timing {
 pub struct CapacityEntry {
     pub zone: String,
     pub instance_type: String,
-    /// `None` makes the pair unlimited again.
+    /// The stock this entry limits; absent limits both (spot and regular launches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_type: Option<StockPool>,
+    /// `None` makes the entry unlimited again.
     pub available: Option<u32>,
+}
+
+/// Spot capacity is sold apart from the regular one, so spot can sell out in a zone while
+/// pay-as-you-go (and prepaid, which draws from the same regular stock) remains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StockPool {
+    #[serde(rename = "POSTPAID_BY_HOUR")]
+    Regular,
+    #[serde(rename = "SPOTPAID")]
+    Spot,
 }
 
 #[cfg(test)]
@@ -246,6 +260,7 @@ mod tests {
         assert_eq!(config.rate_limits["RunInstances"], 10);
         assert_eq!(config.rate_limits["DescribeInstances"], 40);
         assert_eq!(config.rate_limits["DescribeZones"], 20);
+        assert_eq!(config.rate_limits["DescribeZoneInstanceConfigInfos"], 40);
         assert_eq!(config.timing.pending_seconds, 2.0);
         assert!(
             config.regions.is_none(),
@@ -260,7 +275,8 @@ mod tests {
             r#"{"accounts":[{"secretId":"AKIDa","secretKey":"k","token":"t","balance":5,"instanceQuota":3,"spotQuota":1}],
                 "timing":{"pendingSeconds":0,"publicIpDelaySeconds":0.5,"terminatingSeconds":1},
                 "rateLimits":{"RunInstances":0},
-                "capacity":[{"zone":"ap-guangzhou-3","instanceType":"S5.MEDIUM2","available":0}],
+                "capacity":[{"zone":"ap-guangzhou-3","instanceType":"S5.MEDIUM2","available":0},
+                    {"zone":"ap-guangzhou-4","instanceType":"S5.MEDIUM2","chargeType":"SPOTPAID","available":1}],
                 "faults":[{"action":"RunInstances","code":"InternalError","rate":1.0,"count":2}],
                 "regions":[{"region":"xx-test","regionName":"Test","zones":[{"zone":"xx-test-1","zoneId":"990001"}]}]}"#,
         )
@@ -269,6 +285,8 @@ mod tests {
         assert_eq!(config.accounts[0].instance_quota, 3);
         assert_eq!(config.timing.public_ip_delay_seconds, 0.5);
         assert_eq!(config.capacity[0].available, Some(0));
+        assert_eq!(config.capacity[0].charge_type, None, "both pools");
+        assert_eq!(config.capacity[1].charge_type, Some(StockPool::Spot));
         assert_eq!(config.faults[0].count, Some(2));
         let regions = config.regions.unwrap();
         assert_eq!(regions[0].zones[0].zone_id.as_deref(), Some("990001"));

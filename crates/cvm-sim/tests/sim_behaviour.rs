@@ -6,7 +6,7 @@ mod sim_support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use cvm_sim::config::{DEFAULT_SECRET_ID, Timing};
+use cvm_sim::config::{CapacityEntry, DEFAULT_SECRET_ID, StockPool, Timing, default_rate_limits};
 use cvm_sim::faults::FaultSpec;
 use serde_json::{Value, json};
 use sim_support::*;
@@ -217,6 +217,66 @@ async fn balance_quota_and_capacity_give_the_real_codes() {
     assert!(sim.admin.set_balance("AKIDnobody", 1.0).await.is_err());
 }
 
+fn spot_capacity(available: Option<u32>) -> CapacityEntry {
+    CapacityEntry {
+        zone: ZONE.into(),
+        instance_type: "S5.MEDIUM2".into(),
+        charge_type: Some(StockPool::Spot),
+        available,
+    }
+}
+
+#[tokio::test]
+async fn spot_sells_out_and_returns_while_pay_as_you_go_remains() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    let spot = json!({"InstanceChargeType": "SPOTPAID"});
+
+    sim.admin
+        .set_capacity_entry(&spot_capacity(Some(0)))
+        .await
+        .unwrap();
+    expect_error(
+        &client.call("RunInstances", run_body(spot.clone())).await,
+        "InvalidParameterValue.InsufficientOffering",
+    );
+    run(&client, json!({"InstanceCount": 2})).await;
+
+    // Some spot back: launches draw it down, and the rest of the batch is refused.
+    sim.admin
+        .set_capacity_entry(&spot_capacity(Some(2)))
+        .await
+        .unwrap();
+    let mut three = spot.clone();
+    three["InstanceCount"] = json!(3);
+    three["MinCount"] = json!(1);
+    assert_eq!(
+        run(&client, three).await.len(),
+        2,
+        "MinCount takes what spot has"
+    );
+    expect_error(
+        &client.call("RunInstances", run_body(spot.clone())).await,
+        "InvalidParameterValue.InsufficientOffering",
+    );
+    run(&client, json!({})).await;
+
+    sim.admin
+        .set_capacity_entry(&spot_capacity(None))
+        .await
+        .unwrap();
+    run(&client, spot).await;
+    assert_eq!(sim.admin.instances().await.unwrap().len(), 6);
+    // A malformed pool is refused by the admin API.
+    let refused = reqwest::Client::new()
+        .post(format!("{}/_sim/capacity", sim.endpoint))
+        .body(r#"{"zone":"ap-guangzhou-3","instanceType":"S5.MEDIUM2","chargeType":"PREPAID","available":0}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+}
+
 /// Fires `n` concurrent calls; returns (successes, limited, seconds the burst took).
 async fn burst(client: &Client, action: &str, body: Value, n: usize) -> (usize, usize, f64) {
     let started = Instant::now();
@@ -255,6 +315,10 @@ async fn rate_limits_answer_request_limit_exceeded_per_action() {
     config.rate_limits = HashMap::from([
         ("RunInstances".to_string(), 10),
         ("DescribeInstances".to_string(), 40),
+        (
+            "DescribeZoneInstanceConfigInfos".to_string(),
+            default_rate_limits()["DescribeZoneInstanceConfigInfos"],
+        ),
     ]);
     let sim = start(config).await;
     let client = Client::new(&sim);
@@ -264,6 +328,9 @@ async fn rate_limits_answer_request_limit_exceeded_per_action() {
     let (run_ok, run_limited, run_elapsed) =
         burst(&client, "RunInstances", run_body(json!({})), 50).await;
     assert_within_bucket(10.0, run_ok, run_limited, 50, run_elapsed);
+    let (offer_ok, offer_limited, offer_elapsed) =
+        burst(&client, "DescribeZoneInstanceConfigInfos", json!({}), 120).await;
+    assert_within_bucket(40.0, offer_ok, offer_limited, 120, offer_elapsed);
 
     let counters = sim.admin.counters().await.unwrap();
     assert_eq!(
@@ -272,6 +339,10 @@ async fn rate_limits_answer_request_limit_exceeded_per_action() {
     );
     assert_eq!(counters.get("DescribeInstances", "Success"), ok as u64);
     assert_eq!(counters.get("RunInstances", "Success"), run_ok as u64);
+    assert_eq!(
+        counters.get("DescribeZoneInstanceConfigInfos", "RequestLimitExceeded"),
+        offer_limited as u64
+    );
 
     sim.admin
         .set_rate_limits(&HashMap::from([("DescribeInstances".to_string(), 0)]))

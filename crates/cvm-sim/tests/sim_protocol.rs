@@ -1152,3 +1152,204 @@ async fn tag_service_writes_show_in_describe_instances_and_its_filters() {
     .await;
     expect_error(&too_many, "LimitExceeded.ResourceNumPerRequest");
 }
+
+const QUOTA_ITEM_KEYS: &[&str] = &[
+    "Zone",
+    "InstanceType",
+    "InstanceChargeType",
+    "NetworkCard",
+    "Externals",
+    "Cpu",
+    "Memory",
+    "InstanceFamily",
+    "TypeName",
+    "LocalDiskTypeList",
+    "Status",
+    "Price",
+    "SoldOutReason",
+    "InstanceBandwidth",
+    "InstancePps",
+    "StorageBlockAmount",
+    "CpuType",
+    "Gpu",
+    "Fpga",
+    "Remark",
+    "GpuCount",
+    "Frequency",
+    "StatusCategory",
+];
+
+fn filters(pairs: &[(&str, &[&str])]) -> Value {
+    json!({"Filters": pairs.iter().map(|(name, values)| json!({"Name": name, "Values": values})).collect::<Vec<_>>()})
+}
+
+#[tokio::test]
+async fn zone_instance_config_infos_sell_the_catalogue_with_stock_and_prices() {
+    let sim = start(fast_config()).await;
+    let client = Client::new(&sim);
+    const ACTION: &str = "DescribeZoneInstanceConfigInfos";
+
+    let all = client.call(ACTION, json!({})).await;
+    let set = all["InstanceTypeQuotaSet"].as_array().expect("a set");
+    assert_shape(&all["InstanceTypeQuotaSet"], QUOTA_ITEM_KEYS);
+    // Every zone of the region, pay-as-you-go and spot.
+    let zones: HashSet<&str> = set.iter().map(|i| i["Zone"].as_str().unwrap()).collect();
+    assert_eq!(zones.len(), 6, "{zones:?}");
+    let charges: HashSet<&str> = set
+        .iter()
+        .map(|i| i["InstanceChargeType"].as_str().unwrap())
+        .collect();
+    assert_eq!(charges, HashSet::from(["POSTPAID_BY_HOUR", "SPOTPAID"]));
+    let find = |set: &Value, zone: &str, charge: &str| -> Value {
+        set["InstanceTypeQuotaSet"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| {
+                i["Zone"] == zone
+                    && i["InstanceType"] == "S5.MEDIUM2"
+                    && i["InstanceChargeType"] == charge
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no S5.MEDIUM2 {charge} in {zone}"))
+    };
+    let paygo = find(&all, ZONE, "POSTPAID_BY_HOUR");
+    assert_eq!(
+        (paygo["Cpu"].as_i64(), paygo["Memory"].as_i64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(paygo["InstanceFamily"], "S5");
+    assert_eq!(paygo["Status"], "SELL");
+    assert_eq!(paygo["StatusCategory"], "EnoughStock");
+    assert_eq!(
+        paygo["Price"],
+        json!({"UnitPrice": 0.18, "UnitPriceDiscount": 0.18, "Discount": 100.0, "ChargeUnit": "HOUR"})
+    );
+    let spot = find(&all, ZONE, "SPOTPAID");
+    assert_eq!(spot["Price"]["UnitPrice"], 0.18);
+    assert_eq!(spot["Price"]["UnitPriceDiscount"], 0.036, "SPOT_DISCOUNT");
+    let sold_out_zone = find(&all, "ap-guangzhou-1", "POSTPAID_BY_HOUR");
+    assert_eq!(sold_out_zone["Status"], "SOLD_OUT");
+    assert_eq!(sold_out_zone["StatusCategory"], "WithoutStock");
+    assert_ne!(sold_out_zone["SoldOutReason"], "");
+
+    // Stock follows capacity, per pool: spot sold out here, little regular stock left.
+    sim.admin
+        .set_capacity_entry(&cvm_sim::config::CapacityEntry {
+            zone: ZONE.into(),
+            instance_type: "S5.MEDIUM2".into(),
+            charge_type: Some(cvm_sim::config::StockPool::Spot),
+            available: Some(0),
+        })
+        .await
+        .unwrap();
+    sim.admin
+        .set_capacity(ZONE, "S5.MEDIUM2", Some(3))
+        .await
+        .unwrap();
+    let now = client.call(ACTION, json!({})).await;
+    let spot = find(&now, ZONE, "SPOTPAID");
+    assert_eq!(
+        (&spot["Status"], &spot["StatusCategory"]),
+        (&json!("SOLD_OUT"), &json!("WithoutStock"))
+    );
+    let paygo = find(&now, ZONE, "POSTPAID_BY_HOUR");
+    assert_eq!(
+        (&paygo["Status"], &paygo["StatusCategory"]),
+        (&json!("SELL"), &json!("UnderStock"))
+    );
+    assert_eq!(
+        find(&now, "ap-guangzhou-4", "SPOTPAID")["StatusCategory"],
+        "EnoughStock"
+    );
+
+    // Filters narrow; sort-keys order.
+    let narrow = client
+        .call(
+            ACTION,
+            filters(&[
+                ("zone", &[ZONE]),
+                ("instance-charge-type", &["SPOTPAID"]),
+                ("instance-family", &["S5", "SA2"]),
+                ("sort-keys", &["mem:desc", "cpu:asc"]),
+            ]),
+        )
+        .await;
+    let items = narrow["InstanceTypeQuotaSet"].as_array().unwrap();
+    assert!(!items.is_empty());
+    assert!(
+        items
+            .iter()
+            .all(|i| i["Zone"] == ZONE && i["InstanceChargeType"] == "SPOTPAID")
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i["InstanceFamily"] == "S5" || i["InstanceFamily"] == "SA2")
+    );
+    let order: Vec<(i64, i64)> = items
+        .iter()
+        .map(|i| (-i["Memory"].as_i64().unwrap(), i["Cpu"].as_i64().unwrap()))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "memory descending, then cpu ascending");
+    let one = client
+        .call(
+            ACTION,
+            filters(&[
+                ("instance-type", &["S5.LARGE8"]),
+                ("zone", &["ap-guangzhou-4"]),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        one["InstanceTypeQuotaSet"].as_array().unwrap().len(),
+        2,
+        "both charge types"
+    );
+    let none = client
+        .call(ACTION, filters(&[("zone", &["ap-shanghai-2"])]))
+        .await;
+    assert_eq!(
+        none["InstanceTypeQuotaSet"],
+        json!([]),
+        "zones of other regions match nothing"
+    );
+
+    // Validation as the real API: filter names, counts and values, parameters.
+    expect_error(
+        &client
+            .call(ACTION, filters(&[("instance-state", &["RUNNING"])]))
+            .await,
+        "InvalidFilter",
+    );
+    let eleven: Vec<(&str, &[&str])> = (0..11).map(|_| ("zone", &[ZONE][..])).collect();
+    expect_error(
+        &client.call(ACTION, filters(&eleven)).await,
+        "InvalidParameterValue.LimitExceeded",
+    );
+    let many: Vec<String> = (0..101).map(|i| format!("ap-guangzhou-{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    expect_error(
+        &client.call(ACTION, filters(&[("zone", &many)])).await,
+        "InvalidFilterValue.LimitExceeded",
+    );
+    let hundred = &many[..100];
+    let ok = client.call(ACTION, filters(&[("zone", hundred)])).await;
+    assert!(error_code(&ok).is_none(), "100 values are allowed: {ok}");
+    expect_error(
+        &client
+            .call(ACTION, filters(&[("sort-keys", &["price:asc"])]))
+            .await,
+        "InvalidParameterValue",
+    );
+    expect_error(
+        &client.call(ACTION, json!({"Limit": 1})).await,
+        "UnknownParameter",
+    );
+
+    let counters = sim.admin.counters().await.unwrap();
+    assert_eq!(counters.get(ACTION, "Success"), 6);
+    assert_eq!(counters.get(ACTION, "InvalidFilter"), 1);
+}

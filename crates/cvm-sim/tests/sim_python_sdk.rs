@@ -32,6 +32,7 @@ async fn official_python_sdk_works_against_the_simulator() {
     for line in [
         "regions ok 19",
         "zones ok",
+        "offerings ok Standard S5 0.036 InvalidFilter",
         "unknown region refused UnsupportedRegion",
         "run ok",
         "describe ok",
@@ -50,6 +51,14 @@ async fn official_python_sdk_works_against_the_simulator() {
     assert_eq!(counters.get("DescribeRegions", "Success"), 1);
     assert_eq!(counters.get("DescribeZones", "Success"), 2);
     assert_eq!(counters.get("DescribeZones", "UnsupportedRegion"), 1);
+    assert_eq!(
+        counters.get("DescribeZoneInstanceConfigInfos", "Success"),
+        1
+    );
+    assert_eq!(
+        counters.get("DescribeZoneInstanceConfigInfos", "InvalidFilter"),
+        1
+    );
     assert_eq!(
         counters.get("DescribeInstances", "AuthFailure.SignatureFailure"),
         1

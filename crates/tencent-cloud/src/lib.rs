@@ -5,6 +5,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod modify;
+pub mod offerings;
 pub mod pool;
 pub mod ratelimit;
 pub mod service;

@@ -5,14 +5,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::params::{instance_ids, page, parse, reject_unknown};
+use super::params::{Filter, check_filters, instance_ids, page, parse, reject_unknown};
 use super::{Ctx, to_json};
 use crate::error::{ApiError, ApiResult};
 use crate::state::SimState;
 use crate::state::instance::{ApiInstance, Instance};
 
 const KNOWN: &[&str] = &["InstanceIds", "Filters", "Offset", "Limit"];
-const MAX_FILTERS: usize = 10;
 const MAX_FILTER_VALUES: usize = 5;
 
 #[derive(Deserialize)]
@@ -22,14 +21,6 @@ struct Request {
     filters: Option<Vec<Filter>>,
     offset: Option<i64>,
     limit: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Filter {
-    name: String,
-    #[serde(default)]
-    values: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -147,27 +138,9 @@ fn filtered<'s>(
     state: &'s SimState,
     filters: &'s [Filter],
 ) -> ApiResult<Vec<&'s Instance>> {
-    if filters.len() > MAX_FILTERS {
-        return Err(ApiError::new(
-            "InvalidParameterValue.LimitExceeded",
-            format!(
-                "At most {MAX_FILTERS} filters are allowed, {} were given.",
-                filters.len()
-            ),
-        ));
-    }
+    check_filters(filters, MAX_FILTER_VALUES)?;
     let mut criteria = Vec::with_capacity(filters.len());
     for filter in filters {
-        if filter.values.len() > MAX_FILTER_VALUES {
-            return Err(ApiError::new(
-                "InvalidFilterValue.LimitExceeded",
-                format!(
-                    "The filter `{}` has {} values; at most {MAX_FILTER_VALUES} are allowed.",
-                    filter.name,
-                    filter.values.len()
-                ),
-            ));
-        }
         criteria.push((Criterion::parse(&filter.name)?, filter.values.as_slice()));
     }
     // Start from the narrowest index available, then apply every filter to what it gives.

@@ -4,6 +4,7 @@ mod attribute;
 mod describe;
 mod guard;
 mod naming;
+mod offerings;
 pub mod params;
 mod power;
 mod reconfigure;
@@ -78,6 +79,7 @@ actions! {
     CVM TerminateInstances => terminate::handle,
     CVM DescribeRegions => zones::describe_regions,
     CVM DescribeZones => zones::describe_zones,
+    CVM DescribeZoneInstanceConfigInfos => offerings::handle,
     CVM StartInstances => power::start,
     CVM StopInstances => power::stop,
     CVM RebootInstances => power::reboot,

@@ -1,5 +1,6 @@
 //! Request parsing shared by the actions: unknown parameters, typed bodies, id formats.
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -19,6 +20,41 @@ pub fn reject_unknown(params: &Value, known: &[&str]) -> ApiResult<()> {
         Err(ApiError::invalid_parameter(
             "The request body must be a JSON object.",
         ))
+    }
+}
+
+/// One `Filters` entry of the describe actions.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Filter {
+    pub name: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// At most 10 filters per request, each with at most `max_values` values (5 for
+/// DescribeInstances, 100 for DescribeZoneInstanceConfigInfos).
+pub fn check_filters(filters: &[Filter], max_values: usize) -> ApiResult<()> {
+    const MAX_FILTERS: usize = 10;
+    if filters.len() > MAX_FILTERS {
+        return Err(ApiError::new(
+            "InvalidParameterValue.LimitExceeded",
+            format!(
+                "At most {MAX_FILTERS} filters are allowed, {} were given.",
+                filters.len()
+            ),
+        ));
+    }
+    match filters.iter().find(|f| f.values.len() > max_values) {
+        Some(filter) => Err(ApiError::new(
+            "InvalidFilterValue.LimitExceeded",
+            format!(
+                "The filter `{}` has {} values; at most {max_values} are allowed.",
+                filter.name,
+                filter.values.len()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

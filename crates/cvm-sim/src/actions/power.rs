@@ -53,10 +53,12 @@ pub fn start(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResult<Ve
             }
             // STOP_CHARGING gave the CPU and memory back: starting needs them in stock again.
             if instance.is_stopped_without_charging()
-                && state
-                    .capacity
-                    .available(&instance.zone, &instance.instance_type, 1)
-                    == 0
+                && state.capacity.available(
+                    &instance.zone,
+                    &instance.instance_type,
+                    instance.charge.pool(),
+                    1,
+                ) == 0
             {
                 return Err(ApiError::new(
                     "ResourceInsufficient.SpecifiedInstanceType",

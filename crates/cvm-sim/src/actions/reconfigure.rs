@@ -57,7 +57,11 @@ pub fn reset_type(ctx: &Ctx<'_>, state: &mut SimState, params: Value) -> ApiResu
                     ),
                 ));
             }
-            if state.capacity.available(&instance.zone, &instance_type, 1) == 0 {
+            if state
+                .capacity
+                .available(&instance.zone, &instance_type, instance.charge.pool(), 1)
+                == 0
+            {
                 return Err(ApiError::new(
                     "ResourceInsufficient.SpecifiedInstanceType",
                     format!(

@@ -870,9 +870,12 @@ fn check_business_limits(ctx: &Ctx<'_>, state: &SimState, plan: &Plan) -> ApiRes
             ),
         ));
     }
-    let available = state
-        .capacity
-        .available(&plan.zone, &plan.instance_type, plan.count);
+    let available = state.capacity.available(
+        &plan.zone,
+        &plan.instance_type,
+        plan.charge.pool(),
+        plan.count,
+    );
     let count = match plan.min_count {
         Some(min) if available < min => {
             return Err(ApiError::new(
@@ -947,10 +950,9 @@ fn launch(ctx: &Ctx<'_>, state: &mut SimState, plan: &Plan, count: u32) -> Vec<S
     if let Some(account) = state.accounts.get_mut(ctx.owner) {
         account.balance -= paid * f64::from(count);
     }
-    let capacity_used = count;
     state
         .capacity
-        .consume(&plan.zone, &plan.instance_type, capacity_used);
+        .consume(&plan.zone, &plan.instance_type, plan.charge.pool(), count);
     let created = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();

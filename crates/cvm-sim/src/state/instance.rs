@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::operation::Operation;
+use crate::config::StockPool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceState {
@@ -66,6 +67,15 @@ impl ChargeType {
 
     pub fn is_spot(&self) -> bool {
         matches!(self, Self::Spot { .. })
+    }
+
+    /// The stock launches of this charge type draw from.
+    pub fn pool(&self) -> StockPool {
+        if self.is_spot() {
+            StockPool::Spot
+        } else {
+            StockPool::Regular
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 
 Usage: python sdk_check.py <endpoint host:port> <secret id> <secret key>
 Exits 0 when every check passes; prints one line per check. Covers the CVM actions the
-operator creates and observes with, the day-2 actions (ModifyInstancesAttribute,
-StopInstances, ResetInstancesType, StartInstances) and the Tag service's writes and read.
+operator creates and observes with, DescribeZoneInstanceConfigInfos (offerings, stock and
+prices), the day-2 actions (ModifyInstancesAttribute, StopInstances, ResetInstancesType,
+StartInstances) and the Tag service's writes and read.
 """
 
 import json
@@ -190,6 +191,45 @@ def check_regions_and_zones(endpoint, secret_id, secret_key):
         raise AssertionError("an unknown region was accepted")
 
 
+def check_offerings(endpoint, secret_id, secret_key):
+    """DescribeZoneInstanceConfigInfos through the SDK: every field it models, no unknown one."""
+    good = client(endpoint, secret_id, secret_key)
+    fields = {
+        "Filters": [
+            {"Name": "zone", "Values": ["ap-guangzhou-3"]},
+            {"Name": "instance-charge-type", "Values": ["SPOTPAID"]},
+            {"Name": "instance-type", "Values": ["S5.MEDIUM2"]},
+        ]
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        answer = good.DescribeZoneInstanceConfigInfos(
+            request(models.DescribeZoneInstanceConfigInfosRequest, fields)
+        )
+    [item] = answer.InstanceTypeQuotaSet
+    assert item.Zone == "ap-guangzhou-3", item.to_json_string()
+    assert item.InstanceType == "S5.MEDIUM2"
+    assert item.InstanceChargeType == "SPOTPAID"
+    assert item.InstanceFamily == "S5"
+    assert (item.Cpu, item.Memory) == (2, 2)
+    assert item.Status == "SELL" and item.StatusCategory == "EnoughStock"
+    assert item.Price.ChargeUnit == "HOUR"
+    assert abs(item.Price.UnitPrice - 0.18) < 1e-9, item.Price.to_json_string()
+    assert abs(item.Price.UnitPriceDiscount - 0.036) < 1e-9
+    try:
+        good.DescribeZoneInstanceConfigInfos(
+            request(
+                models.DescribeZoneInstanceConfigInfosRequest,
+                {"Filters": [{"Name": "instance-state", "Values": ["RUNNING"]}]},
+            )
+        )
+    except TencentCloudSDKException as e:
+        assert e.get_code() == "InvalidFilter", e.get_code()
+        print("offerings ok", item.TypeName, item.Price.UnitPriceDiscount, e.get_code())
+    else:
+        raise AssertionError("an unknown filter was accepted")
+
+
 def run_request(token):
     req = models.RunInstancesRequest()
     req.from_json_string(
@@ -214,6 +254,7 @@ def main():
     endpoint, secret_id, secret_key = sys.argv[1:4]
     good = client(endpoint, secret_id, secret_key)
     check_regions_and_zones(endpoint, secret_id, secret_key)
+    check_offerings(endpoint, secret_id, secret_key)
 
     first = good.RunInstances(run_request("python-sdk-token-1"))
     ids = list(first.InstanceIdSet)
