@@ -165,8 +165,18 @@ async fn a_secret_in_use_is_deleted_only_once_no_instance_needs_it() {
         env.kubectl()
             .args(["delete", "cvm", "second", "--wait=false"]),
     );
-    wait_gone_in_order((&env.api(), "second"), (&secrets, SECRET)).await;
-    assert!(env.sim.instances_of(&second).await.is_empty());
+    // The Secret is let go just before the resource's own finalizer (it cannot be after:
+    // the resource would be gone), so it may vanish a moment before the resource; what must
+    // hold is that its instance was terminated by then.
+    wait_for("the Secret to be gone", DELETION, || async {
+        secrets.get_opt(SECRET).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        env.sim.instances_of(&second).await.is_empty(),
+        "the Secret went while the instance it signs for still ran"
+    );
+    env.wait_gone("second", DELETION).await;
     env.sim.assert_terminations_succeeded(2).await;
 }
 
