@@ -11,6 +11,7 @@ mod day2;
 mod env;
 mod failures;
 mod gitops;
+mod instance_set;
 mod lifecycle;
 mod operations;
 mod ownership;
