@@ -718,7 +718,7 @@ impl Run<'_> {
             Action::requeue(s.poll_min)
         } else if let Some(until) = earliest_mark(&self.status.offerings, now) {
             Action::requeue(until.max(s.poll_min))
-        } else if complete {
+        } else if complete && c.fallback == 0 {
             Action::requeue(s.resync)
         } else {
             Action::requeue(s.poll_max)

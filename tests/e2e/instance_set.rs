@@ -2,13 +2,15 @@
 //! owned children; `kubectl scale` grows it by one batch and shrinks it with batched
 //! terminations; an HPA can target it and read its scale; a child deleted by hand is
 //! replaced; deleting the set terminates every machine (garbage collection of the children).
+//! A sold-out offering sends the launch to the next one in the same pass; no spot at all
+//! falls back to pay-as-you-go, and back to spot, surge first, when spot returns.
 
 use std::time::Duration;
 
 use kube::Api;
 use kube::api::DeleteParams;
 
-use crate::env::{REPO, TestEnv, kubectl_ok};
+use crate::env::{REPO, SECRET_ID, TestEnv, kubectl_ok};
 use crate::support::wait_for;
 use cvm_operator::api::{CvmInstance, CvmInstanceSet};
 
@@ -173,4 +175,133 @@ spec:
     )
     .await;
     assert_eq!(running(&env).await, 0, "no machine left running");
+}
+
+async fn set_status(env: &TestEnv) -> cvm_operator::api::CvmInstanceSetStatus {
+    let sets: Api<CvmInstanceSet> = Api::namespaced(env.client.clone(), &env.namespace);
+    sets.get(SET).await.unwrap().status.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_sold_out_offering_sends_the_launch_to_the_next_one_in_the_same_pass() {
+    let env = TestEnv::start("set-soldout").await;
+    // The first offering of the example (spot SA2.MEDIUM4 in ap-guangzhou-3) has no stock.
+    env.sim
+        .admin
+        .set_capacity("ap-guangzhou-3", "SA2.MEDIUM4", Some(0))
+        .await
+        .unwrap();
+    env.apply_yaml_ok(&example());
+    ready_with(&env, 3).await;
+    for kid in children(&env).await {
+        assert_eq!(
+            kid.spec.zone, "ap-guangzhou-4",
+            "the next offering: the next subnet"
+        );
+        assert_eq!(kid.spec.instance_type, "SA2.MEDIUM4");
+    }
+    // One refused call, one that launched all three.
+    let outcomes = env.sim.outcomes("RunInstances").await;
+    assert_eq!(outcomes.get("Success"), Some(&1), "{outcomes:?}");
+    assert_eq!(outcomes.values().sum::<u64>(), 2, "{outcomes:?}");
+    let status = set_status(&env).await;
+    let sold_out = status
+        .offerings
+        .iter()
+        .find(|o| o.zone == "ap-guangzhou-3" && o.instance_type == "SA2.MEDIUM4")
+        .expect("the sold-out offering is shown");
+    assert!(sold_out.unavailable_until.is_some(), "{sold_out:?}");
+    assert!(
+        sold_out
+            .last_error
+            .as_deref()
+            .is_some_and(|code| code.contains("Insufficient")),
+        "{sold_out:?}"
+    );
+    let used = status
+        .offerings
+        .iter()
+        .find(|o| o.zone == "ap-guangzhou-4")
+        .expect("the offering in use is shown");
+    assert_eq!((used.replicas, used.ready), (3, 3));
+    assert!(env.event_reasons().contains("OfferingUnavailable"));
+}
+
+#[tokio::test]
+async fn without_spot_the_set_falls_back_to_pay_as_you_go_and_returns_to_spot_surge_first() {
+    let env = TestEnv::start("set-fallback").await;
+    env.sim
+        .admin
+        .set_quota(SECRET_ID, None, Some(0))
+        .await
+        .unwrap();
+    let quick = example()
+        .replace(
+            "unavailableOfferingSeconds: 180",
+            "unavailableOfferingSeconds: 2",
+        )
+        .replace("after: 5m", "after: 1s");
+    env.apply_yaml_ok(&quick);
+
+    // No spot anywhere: pay-as-you-go in its place, labelled, and the set says so.
+    ready_with(&env, 3).await;
+    let status = set_status(&env).await;
+    assert_eq!(
+        (
+            status.fallback_replicas,
+            status.on_demand_replicas,
+            status.spot_replicas
+        ),
+        (3, 3, 0)
+    );
+    let degraded = status.condition("CapacityDegraded").unwrap();
+    assert_eq!(degraded.status, "True");
+    for kid in children(&env).await {
+        assert_eq!(
+            kid.spec.billing.mode,
+            cvm_operator::api::BillingMode::PayAsYouGo
+        );
+        assert_eq!(
+            kid.metadata.labels.as_ref().unwrap()["cvm-operator.io/fallback"],
+            "true"
+        );
+    }
+    assert!(env.event_reasons().contains("SpotFallback"));
+
+    // Spot is back: spot replacements first, the fallback machines only once they are
+    // Ready; never fewer than 3 Ready on the way.
+    env.sim
+        .admin
+        .set_quota(SECRET_ID, None, Some(100))
+        .await
+        .unwrap();
+    wait_for("back on spot", Duration::from_secs(90), || async {
+        let status = set_status(&env).await;
+        assert!(
+            status.ready_replicas >= 3,
+            "fewer than 3 Ready while reverting: {status:?}"
+        );
+        assert!(
+            running(&env).await >= 3,
+            "fewer than 3 machines while reverting"
+        );
+        let back = status.spot_replicas == 3
+            && status.fallback_replicas == 0
+            && status.replicas == 3
+            && status.ready_replicas == 3;
+        back.then_some(())
+    })
+    .await;
+    let status = set_status(&env).await;
+    assert_eq!(
+        status.condition("CapacityDegraded").unwrap().status,
+        "False"
+    );
+    assert!(env.event_reasons().contains("RevertedToSpot"));
+    wait_for(
+        "the fallback machines terminated",
+        Duration::from_secs(60),
+        || async { (running(&env).await == 3).then_some(()) },
+    )
+    .await;
 }
