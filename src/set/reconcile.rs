@@ -87,9 +87,15 @@ impl Run<'_> {
         let mut members = self.members().await?;
         self.settle_launches(&members).await?;
         if self.stall.is_none() && !self.retry {
-            let markets = self.markets().await;
-            let reverting = self.reverting(&members, &markets);
             let c = census(&members, &self.status.launches);
+            // Stock and prices matter only to a launch or a revert: a steady set makes no
+            // cloud call at all (and reads no Secret).
+            let markets = if c.fallback > 0 || need(&self.set.spec, &c, false).total() > 0 {
+                self.markets().await
+            } else {
+                Markets::new()
+            };
+            let reverting = self.reverting(&members, &markets);
             let wanted = need(&self.set.spec, &c, reverting);
             if wanted.total() > 0 {
                 self.scale_up(wanted, reverting, &markets).await?;

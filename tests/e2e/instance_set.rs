@@ -305,3 +305,27 @@ async fn without_spot_the_set_falls_back_to_pay_as_you_go_and_returns_to_spot_su
     )
     .await;
 }
+
+#[tokio::test]
+async fn invalid_sets_are_refused_at_admission_naming_the_field() {
+    let env = TestEnv::without_operator("set-invalid", crate::env::sim_config(), false).await;
+    let rows = [
+        (
+            "      instanceId: ins-abcd1234\n      region: ap-guangzhou",
+            "spec.template.spec.instanceId",
+        ),
+        ("    maxPerCall: 100", "spec.launch.maxPerCall"),
+        ("  replicas: 3", "spec.replicas"),
+    ];
+    let broken = [
+        example().replace("      region: ap-guangzhou", rows[0].0),
+        example().replace(rows[1].0, "    maxPerCall: 101"),
+        example().replace(rows[2].0, "  replicas: -1"),
+    ];
+    for (yaml, (_, field)) in broken.iter().zip(rows) {
+        let out = env.apply_yaml(yaml);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{field} accepted");
+        assert!(stderr.contains(field), "{field} not named: {stderr}");
+    }
+}
