@@ -10,7 +10,7 @@ use std::time::Duration;
 use kube::Api;
 use kube::api::DeleteParams;
 
-use crate::env::{REPO, SECRET_ID, TestEnv, kubectl_ok};
+use crate::env::{Operator, REPO, SECRET_ID, TestEnv, kubectl_ok};
 use crate::support::wait_for;
 use cvm_operator::api::{CvmInstance, CvmInstanceSet};
 
@@ -328,4 +328,68 @@ async fn invalid_sets_are_refused_at_admission_naming_the_field() {
         assert!(!out.status.success(), "{field} accepted");
         assert!(stderr.contains(field), "{field} not named: {stderr}");
     }
+}
+
+#[tokio::test]
+async fn an_operator_killed_during_a_batch_ends_with_exactly_the_replicas_and_no_leak() {
+    let env = TestEnv::start("set-kill").await;
+    // The first batch is launched at once but its answer takes 4 s: the operator is killed
+    // inside that window, with the launch recorded and its IDs not.
+    env.sim
+        .admin
+        .add_fault(&cvm_sim::faults::FaultSpec {
+            action: Some("RunInstances".to_string()),
+            code: None,
+            message: None,
+            rate: 1.0,
+            count: Some(1),
+            latency_ms: None,
+            drop_connection: false,
+            response_delay_ms: Some(4000),
+        })
+        .await
+        .unwrap();
+    let thirty = example()
+        .replace("  replicas: 3", "  replicas: 30")
+        .replace("maxPerCall: 100", "maxPerCall: 10");
+    env.apply_yaml_ok(&thirty);
+    wait_for(
+        "the first batch launched",
+        Duration::from_secs(30),
+        || async { (env.sim.instances().await.len() == 10).then_some(()) },
+    )
+    .await;
+    env.operator.as_ref().unwrap().kill();
+    let status = set_status(&env).await;
+    assert!(
+        status
+            .launches
+            .iter()
+            .any(|l| l.phase == cvm_operator::api::LaunchPhase::Pending),
+        "the kill must land with the launch recorded and unanswered: {:?}",
+        status.launches
+    );
+
+    let restarted = Operator::start_named(
+        &env.dir,
+        "operator-restarted",
+        &env.sim.endpoint,
+        &env.namespace,
+        false,
+        &[],
+    );
+    ready_with(&env, 30).await;
+    let instances = env.sim.instances().await;
+    assert_eq!(
+        instances.len(),
+        30,
+        "exactly the replicas, nothing launched twice"
+    );
+    let tokens: std::collections::BTreeSet<_> = instances
+        .iter()
+        .filter_map(|i| i.client_token.clone())
+        .collect();
+    assert_eq!(tokens.len(), 3, "three batches of ten: {tokens:?}");
+    assert_eq!(children(&env).await.len(), 30);
+    drop(restarted);
 }
