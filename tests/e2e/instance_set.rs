@@ -335,20 +335,7 @@ async fn an_operator_killed_during_a_batch_ends_with_exactly_the_replicas_and_no
     let env = TestEnv::start("set-kill").await;
     // The first batch is launched at once but its answer takes 4 s: the operator is killed
     // inside that window, with the launch recorded and its IDs not.
-    env.sim
-        .admin
-        .add_fault(&cvm_sim::faults::FaultSpec {
-            action: Some("RunInstances".to_string()),
-            code: None,
-            message: None,
-            rate: 1.0,
-            count: Some(1),
-            latency_ms: None,
-            drop_connection: false,
-            response_delay_ms: Some(4000),
-        })
-        .await
-        .unwrap();
+    env.sim.delay_next_answer("RunInstances", 4000).await;
     let thirty = example()
         .replace("  replicas: 3", "  replicas: 30")
         .replace("maxPerCall: 100", "maxPerCall: 10");
