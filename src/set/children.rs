@@ -10,8 +10,8 @@ use kube::{Resource, ResourceExt};
 use super::launch::spec_on;
 use super::plan::Member;
 use crate::api::{
-    BillingMode, CvmInstance, CvmInstanceSet, DELETE_PRIORITY, DeletionPolicy, FALLBACK_LABEL,
-    LaunchOffering, SET_LABEL,
+    CvmInstance, CvmInstanceSet, DELETE_PRIORITY, DeletionPolicy, FALLBACK_LABEL, LaunchOffering,
+    SET_LABEL,
 };
 
 /// `<set>-<the ID without "ins-">`: derived from the instance alone, so creating a child
@@ -89,19 +89,24 @@ pub fn controlling_set(instance: &CvmInstance) -> Option<&str> {
         .map(|r| r.uid.as_str())
 }
 
-/// How the planner sees `child`; `price` looks up an offering's hourly price.
-pub fn member(
-    child: &CvmInstance,
-    price: impl Fn(&str, &str, BillingMode) -> Option<f64>,
-) -> Member {
+/// How the planner sees `child` (its price is filled in when a scale-down goes by cost).
+pub fn member(child: &CvmInstance) -> Member {
     let spec = &child.spec;
-    let ready = child
+    let conditions = child
         .status
         .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let ready = conditions
+        .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True");
+    let failed = child
+        .status
+        .as_ref()
+        .is_some_and(|s| s.instance_state.as_deref() == Some("LAUNCH_FAILED"));
+    let vanished = conditions
+        .iter()
+        .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "InstanceNotFound");
     Member {
         name: child.name_any(),
         instance_id: spec.instance_id.clone(),
@@ -112,12 +117,13 @@ pub fn member(
         ready,
         deleting: child.meta().deletion_timestamp.is_some(),
         delete_priority: child.annotations().contains_key(DELETE_PRIORITY),
+        lost: failed || vanished,
         created: child
             .meta()
             .creation_timestamp
             .as_ref()
             .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-        hourly_price: price(&spec.zone, &spec.instance_type, spec.billing.mode),
+        hourly_price: None,
     }
 }
 
@@ -128,5 +134,28 @@ mod tests {
     #[test]
     fn names_come_from_the_instance_id() {
         assert_eq!(child_name("web", "ins-abcd1234"), "web-abcd1234");
+    }
+
+    #[test]
+    fn a_child_whose_instance_vanished_or_failed_is_lost() {
+        use crate::controller::conditions::Health;
+        let child = |status: serde_json::Value| -> CvmInstance {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web-abcd1234"},
+                "spec": crate::controller::step::table::spec(serde_json::json!({})),
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let now = Timestamp::UNIX_EPOCH;
+        let with = |health: Health| serde_json::json!({"conditions": health.conditions(&[], Some(1), now)});
+        let running = child(with(Health::ready("InstanceRunning", "")));
+        assert!(member(&running).ready && !member(&running).lost);
+        let vanished = child(with(Health::stalled("InstanceNotFound", "gone")));
+        assert!(member(&vanished).lost);
+        let failed = child(serde_json::json!({"instanceState": "LAUNCH_FAILED"}));
+        assert!(member(&failed).lost);
+        let quota = child(with(Health::stalled("LimitExceeded_InstanceQuota", "")));
+        assert!(!member(&quota).lost);
     }
 }

@@ -27,6 +27,9 @@ pub struct Member {
     pub deleting: bool,
     /// Annotated `cvm-operator.io/delete-priority`.
     pub delete_priority: bool,
+    /// Its instance is gone for good (reclaimed, terminated outside, failed to launch): a
+    /// child cannot launch another, so the set replaces it.
+    pub lost: bool,
     pub created: Timestamp,
     pub hourly_price: Option<f64>,
 }

@@ -42,6 +42,7 @@ fn member(name: &str, billing: BillingMode, ready: bool, created: i64) -> Member
         ready,
         deleting: false,
         delete_priority: false,
+        lost: false,
         created: t(created),
         hourly_price: None,
     }

@@ -25,7 +25,7 @@ use super::plan::{
 };
 use crate::api::{
     BillingMode, CvmInstance, CvmInstanceSet, CvmInstanceSetStatus, LaunchOffering, LaunchPhase,
-    LaunchRecord, OfferingStatus, TAG_LAUNCH,
+    LaunchRecord, OfferingStatus, ScaleDownOrder, TAG_LAUNCH,
 };
 use crate::cloud::Cloud;
 use crate::controller::conditions::{Health, reason_from_code, transition_time};
@@ -85,6 +85,7 @@ pub async fn reconcile(set: Arc<CvmInstanceSet>, ctx: Arc<Context>) -> Result<Ac
 impl Run<'_> {
     async fn reconcile(&mut self) -> Result<Action, Error> {
         let mut members = self.members().await?;
+        self.replace_lost(&mut members).await?;
         self.settle_launches(&members).await?;
         if self.stall.is_none() && !self.retry {
             let c = census(&members, &self.status.launches);
@@ -103,6 +104,13 @@ impl Run<'_> {
             let c = census(&members, &self.status.launches);
             let n = surplus(&self.set.spec, &c, reverting);
             if n > 0 {
+                if self.set.spec.scale_down.order == ScaleDownOrder::Cost {
+                    let markets = self.markets().await;
+                    for m in &mut members {
+                        let key = (m.zone.clone(), m.instance_type.clone(), m.billing);
+                        m.hourly_price = markets.get(&key).and_then(|market| market.hourly_price);
+                    }
+                }
                 let doomed = victims(&self.set.spec, &members, n);
                 self.remove(&doomed, reverting && c.fallback > 0).await?;
                 for m in members.iter_mut().filter(|m| doomed.contains(&m.name)) {
@@ -113,10 +121,37 @@ impl Run<'_> {
         self.report(&members).await
     }
 
+    /// Deletes the children whose instance is gone for good; the deficit this leaves is
+    /// launched again like any other.
+    async fn replace_lost(&mut self, members: &mut [Member]) -> Result<(), Error> {
+        let lost: Vec<String> = members
+            .iter()
+            .filter(|m| m.lost && !m.deleting)
+            .map(|m| m.name.clone())
+            .collect();
+        if lost.is_empty() {
+            return Ok(());
+        }
+        self.remove(&lost, false).await?;
+        self.event(
+            EventType::Warning,
+            "InstanceLost",
+            &format!(
+                "replacing {} instances that are gone or failed to launch: {}",
+                lost.len(),
+                lost.join(", ")
+            ),
+        )
+        .await;
+        for m in members.iter_mut().filter(|m| lost.contains(&m.name)) {
+            m.deleting = true;
+        }
+        Ok(())
+    }
+
     /// The children, from the shared cache when there is one.
     async fn members(&self) -> Result<Vec<Member>, Error> {
         let uid = self.set.uid().unwrap_or_default();
-        let price = |_: &str, _: &str, _: BillingMode| None;
         let children: Vec<CvmInstance> = match &self.ctx.instances {
             Some(cache) => cache
                 .state()
@@ -135,7 +170,7 @@ impl Run<'_> {
                 .filter(|c| controlling_set(c) == Some(uid.as_str()))
                 .collect(),
         };
-        Ok(children.iter().map(|c| member(c, price)).collect())
+        Ok(children.iter().map(member).collect())
     }
 
     async fn cloud(&mut self) -> Result<Option<Arc<dyn Cloud>>, Error> {

@@ -1,7 +1,8 @@
 //! CvmInstanceSet end to end: the example set of 3 is one RunInstances call and 3 adopted,
 //! owned children; `kubectl scale` grows it by one batch and shrinks it with batched
-//! terminations; an HPA can target it and read its scale; a child deleted by hand is
-//! replaced; deleting the set terminates every machine (garbage collection of the children).
+//! terminations; an HPA can target it and read its scale; a child deleted by hand, or whose
+//! machine was reclaimed, is replaced; deleting the set terminates every machine (garbage
+//! collection of the children).
 //! A sold-out offering sends the launch to the next one in the same pass; no spot at all
 //! falls back to pay-as-you-go, and back to spot, surge first, when spot returns.
 
@@ -161,6 +162,24 @@ spec:
     .await;
     ready_with(&env, 1).await;
     assert_eq!(env.sim.calls("RunInstances").await, 3);
+
+    // A machine reclaimed (spot) or terminated outside: its child cannot launch another,
+    // so the set replaces the child.
+    let reclaimed = children(&env).await[0].clone();
+    let id = reclaimed.spec.instance_id.clone().unwrap();
+    env.sim.admin.reclaim(&id).await.unwrap();
+    wait_for(
+        "the reclaimed machine replaced",
+        Duration::from_secs(90),
+        || async {
+            let kids = children(&env).await;
+            let replaced = kids.len() == 1 && kids[0].metadata.name != reclaimed.metadata.name;
+            replaced.then_some(())
+        },
+    )
+    .await;
+    ready_with(&env, 1).await;
+    assert_eq!(env.sim.calls("RunInstances").await, 4);
 
     // Deleting the set: every child goes (garbage collection), every machine terminated.
     let sets: Api<CvmInstanceSet> = Api::namespaced(env.client.clone(), &env.namespace);
