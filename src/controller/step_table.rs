@@ -664,10 +664,16 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
             "Release Orphaned ins-1".into(),
         ),
         (
+            "adopted with deletionPolicy Delete: no tag lookup (it never launched), described",
+            recorded("RUNNING")
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"})),
+            "Describe ins-1".into(),
+        ),
+        (
             "adopted with deletionPolicy Delete: terminated",
             recorded("RUNNING")
                 .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
-                .facts(|f| f.tagged = Some(Ok(vec![instance("ins-1", "RUNNING")]))),
+                .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "RUNNING"))))),
             "Terminate ins-1".into(),
         ),
         (

@@ -39,8 +39,8 @@ use tencent_cloud::error::CloudError;
 pub const FINALIZER: &str = "cvm-operator.io/settle-launches";
 pub const CAPACITY_DEGRADED: &str = "CapacityDegraded";
 const MANAGER: &str = "cvm-operator";
-/// Children created at once after a launch.
-const CREATE_CONCURRENCY: usize = 16;
+/// Children created or deleted at once.
+const CHILD_WRITE_CONCURRENCY: usize = 32;
 
 /// One reconcile of one set.
 struct Run<'a> {
@@ -345,7 +345,7 @@ impl Run<'_> {
                     Err(e) => Err(e),
                 }
             })
-            .buffer_unordered(CREATE_CONCURRENCY)
+            .buffer_unordered(CHILD_WRITE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
@@ -651,18 +651,21 @@ impl Run<'_> {
     }
 
     /// Deletes `names`; their finalizers terminate the instances (batched by the client).
+    /// All at once: children deleted together terminate together, so their
+    /// TerminateInstances calls coalesce (100 IDs a call) instead of trickling one by one.
     async fn remove(&self, names: &[String], reverted: bool) -> Result<(), Error> {
-        for name in names {
-            match self
-                .children_api
-                .delete(name, &DeleteParams::default())
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let api = &self.children_api;
+        futures::stream::iter(names.to_vec())
+            .map(|name| async move {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(CHILD_WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
         info!(count = names.len(), "removing children");
         if reverted {
             self.event(
