@@ -6,4 +6,5 @@ pub mod day2;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod set;
 pub mod telemetry;

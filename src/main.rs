@@ -252,6 +252,9 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
         args.watch_namespace.as_deref(),
     ));
     let cvm_instance_watch = cvm_instances.subscribe();
+    // The set controller is woken by changes of its children, from the same watch.
+    let set_children = cvm_instances.subscribe();
+    let sets = cvm_operator::set::watched_api(&kube, args.watch_namespace.as_deref());
     let ctx = Arc::new(
         Context::new(kube, events, Arc::new(clouds), settings, sweeper)
             .with_metrics(metrics.clone())
@@ -259,6 +262,13 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
     );
 
     info!(endpoint = ?args.endpoint, "cvm-operator starting");
+    let set_controller = cvm_operator::set::run(
+        ctx.clone(),
+        sets,
+        set_children,
+        args.concurrency,
+        shutdown.requested(),
+    );
     let cvm_instance_controller = controller::run_shared(
         ctx,
         cvm_instance_watch,
@@ -271,7 +281,7 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
         tokio::select! {
             // The watches end only with the process; the controllers end on shutdown.
             () = cvm_instances.run(watch_metrics) => {}
-            ((),) = async { tokio::join!(cvm_instance_controller) } => {}
+            ((), ()) = async { tokio::join!(cvm_instance_controller, set_controller) } => {}
         }
     };
     let Some(elector) = elector.as_mut() else {

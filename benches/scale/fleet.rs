@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use cvm_operator::api::CvmInstance;
+use cvm_operator::api::{CvmInstance, CvmInstanceSet};
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -49,28 +49,95 @@ impl Billing {
     }
 }
 
-/// An instance with a public IP, so Ready waits for boot and IP.
+/// How the fleet is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// N CvmInstances.
+    Single,
+    /// One CvmInstanceSet of N replicas, scaled to 0 at the end.
+    Set,
+}
+
+impl Shape {
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "single" => Self::Single,
+            "set" => Self::Set,
+            other => panic!("--shape takes single and/or set, not {other}"),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::Set => "set",
+        }
+    }
+}
+
+/// The instance spec: a public IP, so Ready waits for boot and IP.
+fn spec(billing_mode: &str) -> serde_json::Value {
+    json!({
+        "region": "ap-guangzhou",
+        "zone": "ap-guangzhou-3",
+        "instanceType": "S5.MEDIUM2",
+        "imageId": "img-eb30mz89",
+        "billing": {"mode": billing_mode},
+        "network": {
+            "securityGroupIds": ["sg-5t6u7v8w"],
+            "publicIp": {"maxBandwidthOutMbps": 10}
+        },
+        "login": {"keyIds": ["skey-3x4y5z6a"]},
+        "tags": {"bench": "scale"},
+        "deletionPolicy": "Delete"
+    })
+}
+
 fn manifest(name: &str, billing_mode: &str) -> CvmInstance {
     serde_json::from_value(json!({
         "apiVersion": "cvm-operator.io/v1alpha1",
         "kind": "CvmInstance",
         "metadata": {"name": name},
-        "spec": {
-            "region": "ap-guangzhou",
-            "zone": "ap-guangzhou-3",
-            "instanceType": "S5.MEDIUM2",
-            "imageId": "img-eb30mz89",
-            "billing": {"mode": billing_mode},
-            "network": {
-                "securityGroupIds": ["sg-5t6u7v8w"],
-                "publicIp": {"maxBandwidthOutMbps": 10}
-            },
-            "login": {"keyIds": ["skey-3x4y5z6a"]},
-            "tags": {"bench": "scale"},
-            "deletionPolicy": "Delete"
-        }
+        "spec": spec(billing_mode)
     }))
     .expect("the benchmark manifest is a valid CvmInstance")
+}
+
+pub const SET: &str = "bench";
+
+/// One CvmInstanceSet of `n`: pay-as-you-go, or (mixed) half spot by its capacity split.
+pub async fn create_set(api: &Api<CvmInstanceSet>, n: usize, billing: Billing) {
+    let (mode, on_demand_percent) = match billing {
+        Billing::PayAsYouGo => ("PayAsYouGo", 0),
+        Billing::Mixed => ("Spot", 50),
+    };
+    let mut template = spec(mode);
+    template["deletionPolicy"] = serde_json::Value::Null;
+    let set: CvmInstanceSet = serde_json::from_value(json!({
+        "apiVersion": "cvm-operator.io/v1alpha1",
+        "kind": "CvmInstanceSet",
+        "metadata": {"name": SET},
+        "spec": {
+            "replicas": n,
+            "template": {"spec": template},
+            "capacity": {"onDemandPercentageAboveBase": on_demand_percent}
+        }
+    }))
+    .expect("the benchmark set is a valid CvmInstanceSet");
+    api.create(&PostParams::default(), &set)
+        .await
+        .expect("create the set");
+}
+
+/// `kubectl scale` to `replicas`.
+pub async fn scale_set(api: &Api<CvmInstanceSet>, replicas: usize) {
+    api.patch(
+        SET,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+    )
+    .await
+    .expect("scale the set");
 }
 
 /// Creates `n` CvmInstances named `bench-0..n`, many requests at a time.

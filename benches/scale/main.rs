@@ -14,10 +14,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use cvm_operator::api::CvmInstance;
+use cvm_operator::api::{CvmInstance, CvmInstanceSet};
 use kube::Api;
 
-use fleet::{Billing, Tracker};
+use fleet::{Billing, Shape, Tracker};
 use report::RunResult;
 use world::{Cloud, Operator, Sim};
 
@@ -38,6 +38,10 @@ struct Args {
     /// (every other instance spot).
     #[arg(long, value_delimiter = ',', default_values_t = [String::from("payg")])]
     billing: Vec<String>,
+    /// How the fleet is asked for, one run per value: `single` (N CvmInstances) and/or `set`
+    /// (one CvmInstanceSet of N, scaled to 0 at the end).
+    #[arg(long, value_delimiter = ',', default_values_t = [String::from("single")])]
+    shape: Vec<String>,
     /// The operator's --resync-seconds during the benchmark.
     #[arg(long, default_value_t = 10.0)]
     resync_seconds: f64,
@@ -74,22 +78,23 @@ async fn run_all(args: Args) {
     let client = cp.admin_client().await;
     let resync = Duration::from_secs_f64(args.resync_seconds);
 
-    let mut plan: Vec<(usize, bool, Billing, Cloud, Vec<String>)> = Vec::new();
+    let mut plan: Vec<(Fleet, bool, Cloud, Vec<String>)> = Vec::new();
     for &n in &args.sizes {
-        for billing in &args.billing {
-            for mode in &args.batching {
-                let batching = match mode.as_str() {
-                    "on" => true,
-                    "off" => false,
-                    other => panic!("--batching takes on and/or off, not {other}"),
-                };
-                plan.push((
-                    n,
-                    batching,
-                    Billing::parse(billing),
-                    Cloud::REAL,
-                    args.operator_args.clone(),
-                ));
+        for shape in &args.shape {
+            for billing in &args.billing {
+                for mode in &args.batching {
+                    let batching = match mode.as_str() {
+                        "on" => true,
+                        "off" => false,
+                        other => panic!("--batching takes on and/or off, not {other}"),
+                    };
+                    let fleet = Fleet {
+                        n,
+                        billing: Billing::parse(billing),
+                        shape: Shape::parse(shape),
+                    };
+                    plan.push((fleet, batching, Cloud::REAL, args.operator_args.clone()));
+                }
             }
         }
     }
@@ -114,23 +119,29 @@ async fn run_all(args: Args) {
             ),
         ];
         extra.extend(args.operator_args.iter().cloned());
-        plan.push((n, true, Billing::PayAsYouGo, cloud, extra));
+        let fleet = Fleet {
+            n,
+            billing: Billing::PayAsYouGo,
+            shape: Shape::Single,
+        };
+        plan.push((fleet, true, cloud, extra));
     }
 
     let mut results = Vec::new();
-    for (n, batching, billing, cloud, extra) in plan {
+    for (fleet, batching, cloud, extra) in plan {
         eprintln!(
-            "== N={n}, batching {}, billing {} (physical limit {:.0} s)",
+            "== N={}, {}, batching {}, billing {} (physical limit {:.0} s)",
+            fleet.n,
+            fleet.shape.label(),
             if batching { "on" } else { "off" },
-            billing.label(),
-            cloud.physical_limit(n).as_secs_f64()
+            fleet.billing.label(),
+            cloud.physical_limit(fleet.n).as_secs_f64()
         );
         let measure = Measure {
             env: &args.operator_env,
             resync,
             periods: args.periods,
         };
-        let fleet = Fleet { n, billing };
         let result = run_one(&client, fleet, batching, cloud, extra, &measure).await;
         eprintln!("{}", report::table(std::slice::from_ref(&result)));
         results.push(result);
@@ -160,6 +171,7 @@ async fn run_all(args: Args) {
 struct Fleet {
     n: usize,
     billing: Billing,
+    shape: Shape,
 }
 
 /// What every run shares: the operator's environment and the steady-state measurement.
@@ -183,7 +195,7 @@ async fn run_one(
         resync,
         periods,
     } = *measure;
-    let Fleet { n, billing } = fleet;
+    let Fleet { n, billing, shape } = fleet;
     let cp = support::control_plane();
     let namespace = support::new_namespace(client, &format!("bench-{n}")).await;
     let dir = cp.work_dir().join(format!("bench-{namespace}"));
@@ -205,9 +217,13 @@ async fn run_one(
     let limit = cloud.physical_limit(n);
     let patience = limit.mul_f64(4.0) + Duration::from_secs(120);
 
-    // Create: every CvmInstance at once, then wait for all to be Ready.
+    // Create: every CvmInstance at once (or one set of N), then wait for all to be Ready.
+    let sets: Api<CvmInstanceSet> = Api::namespaced(client.clone(), &namespace);
     let started = Instant::now();
-    fleet::create_all(&api, n, billing).await;
+    match shape {
+        Shape::Single => fleet::create_all(&api, n, billing).await,
+        Shape::Set => fleet::create_set(&sets, n, billing).await,
+    }
     let applied = started.elapsed();
     let ready = tracker
         .wait("Ready", started, patience, |c| c.ready >= n)
@@ -233,10 +249,18 @@ async fn run_one(
     // Delete: all at once, then wait until every resource is gone.
     sim.admin.reset_counters().await.expect("reset counters");
     let deleting = Instant::now();
-    fleet::delete_all(&api).await;
+    match shape {
+        Shape::Single => fleet::delete_all(&api).await,
+        Shape::Set => fleet::scale_set(&sets, 0).await,
+    }
     let gone = tracker
         .wait("deletion", deleting, patience, |c| c.present == 0)
         .await;
+    if shape == Shape::Set {
+        sets.delete(fleet::SET, &Default::default())
+            .await
+            .expect("delete the set");
+    }
     let delete_calls = sim.admin.counters().await.expect("sim counters");
     let at_end = operator.stats();
 
@@ -249,6 +273,7 @@ async fn run_one(
         n,
         batching,
         billing: billing.label(),
+        shape: shape.label(),
         cloud,
         operator_args: extra,
         applied,

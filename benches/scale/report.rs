@@ -17,6 +17,8 @@ pub struct RunResult {
     pub batching: bool,
     /// `payg` or `mixed` (every other instance spot).
     pub billing: &'static str,
+    /// `single` (N CvmInstances) or `set` (one CvmInstanceSet of N).
+    pub shape: &'static str,
     pub cloud: Cloud,
     pub operator_args: Vec<String>,
     /// Until the API server had accepted every CvmInstance.
@@ -92,9 +94,9 @@ fn secs(d: Option<Duration>) -> String {
 pub fn table(results: &[RunResult]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| N | batching | billing | applied s | Ready s | limit s | Ready / limit | Run/inst | Describe/inst (create) | RequestLimitExceeded | steady Describe/period (target) | gone s | Describe/inst (delete) | Terminate/inst | Terminate refused | peak RSS MiB | CPU s |\n",
+        "| N | shape | batching | billing | applied s | Ready s | limit s | Ready / limit | Run/inst | Describe/inst (create) | RequestLimitExceeded | steady Describe/period (target) | gone s | Describe/inst (delete) | Terminate/inst | Terminate refused | peak RSS MiB | CPU s |\n",
     );
-    out.push_str("|---:|:---:|:---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---:|:---:|:---:|:---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let limit = r.physical_limit();
         let ratio = r.ready.map_or("-".into(), |d| {
@@ -108,8 +110,9 @@ pub fn table(results: &[RunResult]) -> String {
             .join(", ");
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.1} | {} | {:.1} | {} | {:.2} | {:.2} | {} | {} (≤ {}) | {} | {:.2} | {:.2} | {} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {} | {:.1} | {} | {:.1} | {} | {:.2} | {:.2} | {} | {} (≤ {}) | {} | {:.2} | {:.2} | {} | {:.1} | {:.1} |",
             r.n,
+            r.shape,
             r.mode(),
             r.billing,
             r.applied.as_secs_f64(),
@@ -139,8 +142,9 @@ pub fn settings(results: &[RunResult]) -> String {
         let c = &r.cloud;
         let _ = writeln!(
             out,
-            "- N={} batching {} billing {}: sim limits Run {}/s, Describe {}/s, Terminate {}/s; pending {} s, public IP +{} s, terminating {} s; resync {} s; operator args: {}; at Ready: peak RSS {:.1} MiB, CPU {:.1} s",
+            "- N={} {} batching {} billing {}: sim limits Run {}/s, Describe {}/s, Terminate {}/s; pending {} s, public IP +{} s, terminating {} s; resync {} s; operator args: {}; at Ready: peak RSS {:.1} MiB, CPU {:.1} s",
             r.n,
+            r.shape,
             r.mode(),
             r.billing,
             c.run_instances_rate,

@@ -1,10 +1,12 @@
-//! The custom resources (`cvm-operator.io/v1alpha1`): today `CvmInstance`. A new kind adds
-//! its types here and its CRD to [`crds`], which renders every one to `crds/`.
+//! The custom resources (`cvm-operator.io/v1alpha1`): `CvmInstance` and `CvmInstanceSet`. A
+//! new kind adds its types here and its CRD to [`crds`], which renders every one to `crds/`.
 
+mod set;
 mod spec;
 mod status;
 mod update_rules;
 
+pub use set::*;
 pub use spec::*;
 pub use status::*;
 pub use update_rules::{ALWAYS_IMMUTABLE, REPLACE_ONLY, replace_only_digests};
@@ -63,9 +65,25 @@ fn strip_nullable(schema: &mut Value) {
     }
 }
 
+/// The CvmInstanceSet CRD as installed: nulls pruned as in [`crd`], conditions a list map.
+pub fn set_crd() -> CustomResourceDefinition {
+    let mut crd = serde_json::to_value(CvmInstanceSet::crd()).expect("the CRD serialises");
+    let schema = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    schema["description"] = Value::from(
+        "CvmInstanceSet runs `replicas` Tencent Cloud CVM instances of one template, launched \
+         in batches across offerings (spot first, pay-as-you-go as fallback), each followed by \
+         a CvmInstance it owns.",
+    );
+    strip_nullable(&mut schema["properties"]["spec"]);
+    let conditions = &mut schema["properties"]["status"]["properties"]["conditions"];
+    conditions["x-kubernetes-list-type"] = Value::from("map");
+    conditions["x-kubernetes-list-map-keys"] = Value::from(vec!["type"]);
+    serde_json::from_value(crd).expect("the patched CRD is still a CRD")
+}
+
 /// Every CRD the operator serves, as installed.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![crd()]
+    vec![crd(), set_crd()]
 }
 
 /// `crd` as YAML, exactly as `crds/` holds it.

@@ -250,7 +250,7 @@ pub struct Billing {
 }
 
 /// Billing modes.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum BillingMode {
     /// Pay by the hour (POSTPAID_BY_HOUR). The account must hold one hour's cost.
     PayAsYouGo,

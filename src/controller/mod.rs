@@ -9,7 +9,7 @@ pub mod credentials;
 mod error;
 pub mod events;
 mod execute;
-mod finalizer;
+pub mod finalizer;
 mod invalid;
 pub mod observe;
 mod password;
@@ -25,6 +25,7 @@ mod watch;
 pub use context::{Context, Settings};
 pub use error::Error;
 pub use target::Managed;
+pub(crate) use target::PersistedToken;
 pub use watch::{SharedWatch, Subscription};
 
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -45,6 +45,15 @@ pub fn operator_tags(owner: &Owner<'_>) -> Vec<Tag> {
     ]
 }
 
+/// The tags `spec.tags` asks for.
+pub fn spec_tags(spec: &CvmInstanceSpec) -> Vec<Tag> {
+    spec.tags
+        .iter()
+        .flatten()
+        .map(|(k, v)| Tag::new(k, v))
+        .collect()
+}
+
 /// Builds RunInstances for `spec` with a ClientToken that is already in the stored status
 /// (only [`PersistedToken`] carries one). `password` is the resolved login password, if the
 /// spec names one.
@@ -54,12 +63,7 @@ pub fn run_instances_request(
     token: &PersistedToken,
     password: Option<SecretString>,
 ) -> RunInstancesRequest {
-    let mut tags: Vec<Tag> = spec
-        .tags
-        .iter()
-        .flatten()
-        .map(|(k, v)| Tag::new(k, v))
-        .collect();
+    let mut tags = spec_tags(spec);
     tags.extend(operator_tags(owner));
 
     let network = spec.network.as_ref();
@@ -117,6 +121,7 @@ pub fn run_instances_request(
             }
         }),
         instance_count: Some(1),
+        min_count: None,
         instance_name: Some(
             spec.instance_name
                 .clone()

@@ -20,8 +20,12 @@ use super::observe::{Verdict, judge};
 use super::request::{TAG_ATTEMPT, client_token, user_data_fits};
 use super::secret_use::SecretUse;
 use super::update;
-use crate::api::{CvmInstance, CvmInstanceStatus, DeletionPolicy, ManagementPolicy, TAG_UID};
+use crate::api::{
+    CvmInstance, CvmInstanceStatus, DeletionPolicy, ManagementPolicy, TAG_NAMESPACE, TAG_SET_UID,
+    TAG_UID,
+};
 use crate::day2::{self, Change, Field, Observed, Plan, PlanInput};
+use crate::set::children::controlling_set;
 use tencent_cloud::error::CloudError;
 use tencent_cloud::types::Instance;
 
@@ -409,12 +413,35 @@ fn adopt(view: &View<'_>, id: &str) -> Step {
 fn adoption_needs_own_credentials(view: &View<'_>) -> Option<Step> {
     let spec = &view.object.spec;
     let id = spec.instance_id.as_ref()?;
-    spec.credentials_secret_ref.is_none().then(|| Step::Stall {
+    // A set's child may adopt its set's launch with any credentials: checked against the
+    // set's tags once the instance is described (`claim`).
+    let set_child = controlling_set(view.object).is_some();
+    (spec.credentials_secret_ref.is_none() && !set_child).then(|| needs_own_credentials(id))
+}
+
+fn needs_own_credentials(id: &str) -> Step {
+    Step::Stall {
         reason: "AdoptionNeedsOwnCredentials",
         message: format!(
             "spec.instanceId {id}: adopting an instance needs spec.credentialsSecretRef (this namespace's own credentials); the operator's default credentials never take over instances"
         ),
         then: Wait::AwaitChange,
+    }
+}
+
+/// An instance a set launched carries the set's UID and namespace: it is claimed already,
+/// for that set's children only (no Tag call per child); nothing else takes it.
+fn launched_by_set(view: &View<'_>, instance: &Instance, set_uid: &str) -> Option<Step> {
+    let object = view.object;
+    let ours = controlling_set(object) == Some(set_uid)
+        && instance.tag(TAG_NAMESPACE) == object.namespace().as_deref();
+    (!ours).then(|| Step::Stall {
+        reason: "AdoptionConflict",
+        message: format!(
+            "{} was launched by a CvmInstanceSet (tag {TAG_SET_UID}={set_uid}); only a CvmInstance that set controls takes it over",
+            instance.instance_id
+        ),
+        then: Wait::SlowRetry,
     })
 }
 
@@ -426,6 +453,12 @@ fn claim(view: &View<'_>, instance: &Instance) -> Option<Step> {
     let spec = &view.object.spec;
     let id = &instance.instance_id;
     let ours = uid(view);
+    if let Some(set_uid) = instance.tag(TAG_SET_UID) {
+        return launched_by_set(view, instance, set_uid);
+    }
+    if spec.credentials_secret_ref.is_none() {
+        return Some(needs_own_credentials(id));
+    }
     match instance.tag(TAG_UID) {
         Some(owner) if owner != ours => Some(Step::Stall {
             reason: "AdoptionConflict",
@@ -662,7 +695,11 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
     }
     // Everything that may belong to the resource: the recorded instance and anything
     // carrying its UID tag (earlier attempts, or a creation whose ID was never recorded).
+    // An adopting resource never launches: only its recorded instance can be its own, and
+    // skipping the lookup (5 resources a call) lets a set's children terminate in batches.
+    let never_launched = Vec::new();
     let found = match &facts.tagged {
+        _ if view.object.spec.instance_id.is_some() => &never_launched,
         None => return Step::LookupByTag,
         // A region the API does not serve holds no instance; keeping the finalizer would
         // make a mistyped region undeletable.

@@ -455,6 +455,63 @@ fn adopt_rows() -> Vec<(&'static str, Case, String)> {
                 .facts(described(vec![])),
             "RecordAdopted ins-abcd1234".into(),
         ),
+        (
+            "a set's child with the operator's credentials: described first",
+            set_child(adopting(serde_json::json!({"credentialsSecretRef": null}))),
+            "Describe ins-abcd1234".into(),
+        ),
+        (
+            "a set's child, its set's launch: recorded without a claim (no Tag call)",
+            set_child(adopting(serde_json::json!({"credentialsSecretRef": null})))
+                .facts(described(launched_by("set-1", "team-a"))),
+            "RecordAdopted ins-abcd1234".into(),
+        ),
+        (
+            "a set's child, another set's launch: refused",
+            set_child(adopting(serde_json::json!({})))
+                .facts(described(launched_by("set-2", "team-a"))),
+            "Stall AdoptionConflict SlowRetry".into(),
+        ),
+        (
+            "a set's child, its set's UID but another namespace's launch: refused",
+            set_child(adopting(serde_json::json!({})))
+                .facts(described(launched_by("set-1", "team-b"))),
+            "Stall AdoptionConflict SlowRetry".into(),
+        ),
+        (
+            "a set's child with the operator's credentials, an instance no set launched: refused",
+            set_child(adopting(serde_json::json!({"credentialsSecretRef": null})))
+                .facts(described(vec![])),
+            "Stall AdoptionNeedsOwnCredentials AwaitChange".into(),
+        ),
+        (
+            "not a set's child, a set's launch: refused",
+            adopting(serde_json::json!({})).facts(described(launched_by("set-1", "team-a"))),
+            "Stall AdoptionConflict SlowRetry".into(),
+        ),
+    ]
+}
+
+/// `case` controlled by the CvmInstanceSet with UID `set-1`.
+fn set_child(mut case: Case) -> Case {
+    case.object.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "cvm-operator.io/v1alpha1".into(),
+            kind: "CvmInstanceSet".into(),
+            name: "workers".into(),
+            uid: "set-1".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        },
+    ]);
+    case
+}
+
+/// The tags a set's launch puts on its instances.
+fn launched_by(set_uid: &str, namespace: &str) -> Vec<Tag> {
+    vec![
+        Tag::new(crate::api::TAG_SET_UID, set_uid),
+        Tag::new(crate::api::TAG_NAMESPACE, namespace),
     ]
 }
 
@@ -723,10 +780,16 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
             "Release Orphaned ins-1".into(),
         ),
         (
+            "adopted with deletionPolicy Delete: no tag lookup (it never launched), described",
+            recorded("RUNNING")
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"})),
+            "Describe ins-1".into(),
+        ),
+        (
             "adopted with deletionPolicy Delete: terminated",
             recorded("RUNNING")
                 .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
-                .facts(|f| f.tagged = Some(Ok(vec![instance("ins-1", "RUNNING")]))),
+                .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "RUNNING"))))),
             "Terminate ins-1".into(),
         ),
         (

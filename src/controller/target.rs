@@ -37,6 +37,12 @@ impl PersistedToken {
         &self.0
     }
 
+    /// The ClientToken of a set's launch record as the API server stored it: a set sends a
+    /// launch only after writing its record (`set::reconcile`), or replays a stored one.
+    pub(crate) fn of_stored_launch(record: &crate::api::LaunchRecord) -> Self {
+        Self(record.client_token.clone())
+    }
+
     /// For tests of request building, which have no API server to persist to.
     #[cfg(test)]
     pub(crate) fn assume_persisted(token: String) -> Self {

@@ -93,6 +93,24 @@ impl Sim {
         );
     }
 
+    /// The next call of `action` takes effect at once, but its answer arrives `ms` later:
+    /// a window to kill the operator in, with the call made and its answer not yet seen.
+    pub async fn delay_next_answer(&self, action: &str, ms: u64) {
+        self.admin
+            .add_fault(&cvm_sim::faults::FaultSpec {
+                action: Some(action.to_string()),
+                code: None,
+                message: None,
+                rate: 1.0,
+                count: Some(1),
+                latency_ms: None,
+                drop_connection: false,
+                response_delay_ms: Some(ms),
+            })
+            .await
+            .expect("sim admin: fault");
+    }
+
     pub async fn calls(&self, action: &str) -> u64 {
         self.outcomes(action).await.values().sum()
     }

@@ -14,6 +14,7 @@ mod day2_replace;
 mod env;
 mod failures;
 mod gitops;
+mod instance_set;
 mod interrupted_update;
 mod lifecycle;
 mod operations;

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use cvm_sim::faults::FaultSpec;
-
 use crate::env::{Operator, REPO, TestEnv};
 use crate::support::wait_for;
 
@@ -88,20 +86,7 @@ async fn operator_killed_after_run_instances_still_ends_with_exactly_one_instanc
     let env = TestEnv::start("crash").await;
     // RunInstances creates the instance at once, but its answer takes 4 s to arrive:
     // the operator is killed inside that window, before it can record the ID.
-    env.sim
-        .admin
-        .add_fault(&FaultSpec {
-            action: Some("RunInstances".to_string()),
-            code: None,
-            message: None,
-            rate: 1.0,
-            count: Some(1),
-            latency_ms: None,
-            drop_connection: false,
-            response_delay_ms: Some(4000),
-        })
-        .await
-        .unwrap();
+    env.sim.delay_next_answer("RunInstances", 4000).await;
     env.apply_file(&example("pay-as-you-go.yaml"));
     let api = env.api();
     let uid = wait_for("the resource to get a UID", Duration::from_secs(10), || {

@@ -88,11 +88,15 @@ fn the_schema_refuses_unknown_keys_and_wrong_values() {
 #[test]
 fn the_chart_crd_is_byte_identical_to_cvm_operator_crd() {
     let generated = kubectl_ok(Command::new(env!("CARGO_BIN_EXE_cvm-operator")).arg("crd"));
-    let in_chart =
-        std::fs::read_to_string(format!("{CHART}/crds/cvminstances.cvm-operator.io.yaml")).unwrap();
+    let in_chart: Vec<String> = ["cvminstances", "cvminstancesets"]
+        .iter()
+        .map(|plural| {
+            std::fs::read_to_string(format!("{CHART}/crds/{plural}.cvm-operator.io.yaml")).unwrap()
+        })
+        .collect();
     assert!(
-        in_chart == generated,
-        "charts/cvm-operator/crds drifted: cargo run -- crd > charts/cvm-operator/crds/cvminstances.cvm-operator.io.yaml"
+        in_chart.join("---\n") == generated,
+        "charts/cvm-operator/crds drifted: cargo run -- crd --out-dir charts/cvm-operator/crds"
     );
     // Helm renders no CRD among the templates: crds/ is the only copy (README "CRD policy").
     let templates = helm_template(&["t"]);
@@ -100,7 +104,7 @@ fn the_chart_crd_is_byte_identical_to_cvm_operator_crd() {
     let with_crds = helm_template(&["t", "--include-crds"]);
     assert_eq!(
         with_crds.matches("kind: CustomResourceDefinition").count(),
-        1
+        2
     );
 }
 

@@ -42,22 +42,23 @@ pub const SECRET: &str = "tencentcloud";
 #[derive(Debug)]
 pub struct Crashed;
 
+/// The spec of the worlds' machines (pay-as-you-go, no public IP).
+pub fn machine_spec() -> serde_json::Value {
+    json!({
+        "region": "ap-guangzhou",
+        "zone": "ap-guangzhou-3",
+        "instanceType": "S5.MEDIUM2",
+        "imageId": "img-eb30mz89",
+        "billing": {"mode": "PayAsYouGo"},
+        "login": {"keyIds": ["skey-3x4y5z6a"]}
+    })
+}
+
 impl World {
     /// A namespace with one CvmInstance `name` (pay-as-you-go, no public IP) in it.
     pub async fn new(prefix: &str, timing: Timing, spec_overrides: serde_json::Value) -> World {
-        support::install_deploy();
-        let admin = support::control_plane().admin_client().await;
-        let namespace = support::new_namespace(&admin, prefix).await;
-        let secrets: Api<Secret> = Api::namespaced(admin.clone(), &namespace);
-        let api: Api<CvmInstance> = Api::namespaced(admin, &namespace);
-        let mut spec = json!({
-            "region": "ap-guangzhou",
-            "zone": "ap-guangzhou-3",
-            "instanceType": "S5.MEDIUM2",
-            "imageId": "img-eb30mz89",
-            "billing": {"mode": "PayAsYouGo"},
-            "login": {"keyIds": ["skey-3x4y5z6a"]}
-        });
+        let world = World::bare(prefix, timing).await;
+        let mut spec = machine_spec();
         json_patch::merge(&mut spec, &spec_overrides);
         let object: CvmInstance = serde_json::from_value(json!({
             "apiVersion": "cvm-operator.io/v1alpha1",
@@ -66,9 +67,21 @@ impl World {
             "spec": spec
         }))
         .expect("a valid CvmInstance");
-        api.create(&PostParams::default(), &object)
+        world
+            .api
+            .create(&PostParams::default(), &object)
             .await
             .expect("create the CvmInstance");
+        world
+    }
+
+    /// A namespace with nothing in it yet; `name` is `machine`.
+    pub async fn bare(prefix: &str, timing: Timing) -> World {
+        support::install_deploy();
+        let admin = support::control_plane().admin_client().await;
+        let namespace = support::new_namespace(&admin, prefix).await;
+        let secrets: Api<Secret> = Api::namespaced(admin.clone(), &namespace);
+        let api: Api<CvmInstance> = Api::namespaced(admin, &namespace);
         let clock = Arc::new(ManualClock::starting_now());
         World {
             cloud: FakeCloud::new(clock.clone(), timing),
@@ -175,6 +188,16 @@ impl Process {
     /// The effects made so far, named (`RunInstances`, `PATCH machine/status`, ...).
     pub fn effect_log(&self) -> Vec<String> {
         self.switch.log()
+    }
+
+    /// Its context, for driving other controllers than the CvmInstance one.
+    pub fn context(&self) -> Arc<Context> {
+        self.ctx.clone()
+    }
+
+    /// Whether it has crashed (every request it makes from then on fails).
+    pub fn crashed(&self) -> bool {
+        self.switch.crashed()
     }
 
     /// One pass of this process's sweeper over the Ready instances it follows.

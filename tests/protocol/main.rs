@@ -10,5 +10,6 @@ mod crash_points;
 mod day2;
 mod driver;
 mod fake_cloud;
+mod instance_set;
 mod paths;
 mod replacement;

@@ -168,6 +168,7 @@ pub fn install_deploy() {
             "--for=condition=Established",
             "--timeout=60s",
             "crd/cvminstances.cvm-operator.io",
+            "crd/cvminstancesets.cvm-operator.io",
         ]));
     });
 }

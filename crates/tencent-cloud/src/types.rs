@@ -176,6 +176,10 @@ pub struct RunInstancesRequest {
     pub internet_accessible: Option<InternetAccessible>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_count: Option<i64>,
+    /// Partial delivery: at least this many, as many as `instance_count` if in stock (only
+    /// where the account, region and charge type support it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_count: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -363,6 +367,7 @@ mod tests {
                 public_ip_assigned: Some(true),
             }),
             instance_count: Some(1),
+            min_count: None,
             instance_name: Some("team-a-web-1".into()),
             login_settings: Some(LoginSettings {
                 key_ids: vec!["skey-1".into()],

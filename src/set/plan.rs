@@ -1,0 +1,295 @@
+//! What a set needs, as pure functions of what it has: the pay-as-you-go/spot split, the
+//! count of machines it runs and launches, the offerings to try in order, and the children
+//! to remove first. No I/O, so every rule is a table test (`plan_table.rs`); the executor
+//! (`reconcile.rs`) acts on the answers.
+
+use std::collections::{HashMap, HashSet};
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{
+    AllocationStrategy, BillingMode, CvmInstanceSetSpec, LaunchOffering, LaunchPhase, LaunchRecord,
+    OfferingStatus, ScaleDownOrder,
+};
+
+/// One child as the planner sees it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub instance_id: Option<String>,
+    pub zone: String,
+    pub instance_type: String,
+    pub billing: BillingMode,
+    /// Pay-as-you-go standing in for spot (label `cvm-operator.io/fallback`).
+    pub fallback: bool,
+    pub ready: bool,
+    /// Being deleted: no longer counted, never chosen again.
+    pub deleting: bool,
+    /// Annotated `cvm-operator.io/delete-priority`.
+    pub delete_priority: bool,
+    /// Its instance is gone for good (reclaimed, terminated outside, failed to launch): a
+    /// child cannot launch another, so the set replaces it.
+    pub lost: bool,
+    pub created: Timestamp,
+    pub hourly_price: Option<f64>,
+}
+
+/// What the set has: children not being deleted plus launches not yet children.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    pub live: i32,
+    pub ready: i32,
+    pub spot: i32,
+    /// Pay-as-you-go by policy (not fallback).
+    pub on_demand: i32,
+    pub fallback: i32,
+    /// Of `live`, machines of launches whose children do not exist yet.
+    pub in_flight: i32,
+    /// Ready and not fallback: what a revert to spot waits for.
+    pub ready_not_fallback: i32,
+}
+
+/// Counts `members` and the launches in flight. An Issued launch counts its IDs that have no
+/// child yet; a Pending one its whole count (RunInstances may have been sent).
+pub fn census(members: &[Member], launches: &[LaunchRecord]) -> Census {
+    let mut c = Census::default();
+    let with_child: HashSet<&str> = members
+        .iter()
+        .filter_map(|m| m.instance_id.as_deref())
+        .collect();
+    for m in members.iter().filter(|m| !m.deleting) {
+        c.live += 1;
+        c.ready += i32::from(m.ready);
+        c.ready_not_fallback += i32::from(m.ready && !m.fallback);
+        count_billing(&mut c, m.billing, m.fallback, 1);
+    }
+    for launch in launches {
+        let n = match launch.phase {
+            LaunchPhase::Pending => launch.count,
+            LaunchPhase::Issued => launch
+                .instance_ids
+                .iter()
+                .filter(|id| !with_child.contains(id.as_str()))
+                .count() as i32,
+        };
+        c.live += n;
+        c.in_flight += n;
+        count_billing(&mut c, launch.offering.billing, launch.fallback, n);
+    }
+    c
+}
+
+fn count_billing(c: &mut Census, billing: BillingMode, fallback: bool, n: i32) {
+    match (billing, fallback) {
+        (BillingMode::Spot, _) => c.spot += n,
+        (BillingMode::PayAsYouGo, true) => c.fallback += n,
+        (BillingMode::PayAsYouGo, false) => c.on_demand += n,
+    }
+}
+
+/// How many of `replicas` are pay-as-you-go by policy: all with a PayAsYouGo template;
+/// with a Spot one `onDemandBase + ceil(pct% × (replicas − base))`, at most `replicas`.
+pub fn on_demand_target(spec: &CvmInstanceSetSpec) -> i32 {
+    let replicas = spec.replicas.max(0);
+    if spec.template.spec.billing.mode == BillingMode::PayAsYouGo {
+        return replicas;
+    }
+    let c = &spec.capacity;
+    let base = c.on_demand_base.clamp(0, replicas);
+    let above = i64::from(replicas - base) * i64::from(c.on_demand_percentage_above_base);
+    // Rounded up, as Auto Scaling does; both factors are non-negative.
+    (base + ((above + 99) / 100) as i32).min(replicas)
+}
+
+/// Machines to launch now, per kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Need {
+    pub on_demand: i32,
+    /// Spot, or fallback pay-as-you-go when spot has no capacity and fallback is allowed.
+    pub spot: i32,
+}
+
+impl Need {
+    pub fn total(&self) -> i32 {
+        self.on_demand + self.spot
+    }
+}
+
+/// What to launch. `reverting`: spot has capacity again and fallback machines are due to go
+/// back, so spot replacements are launched on top of `replicas` (surge first).
+pub fn need(spec: &CvmInstanceSetSpec, c: &Census, reverting: bool) -> Need {
+    let od_target = on_demand_target(spec);
+    let spot_target = spec.replicas.max(0) - od_target;
+    let on_demand = (od_target - c.on_demand).max(0);
+    // Fallback machines fill the spot share, except when they are being replaced.
+    let spot_have = c.spot + if reverting { 0 } else { c.fallback };
+    let spot = (spot_target - spot_have).max(0);
+    let room = spec.replicas.max(0) + if reverting { c.fallback } else { 0 } - c.live;
+    let room = room.max(0);
+    // Within the room, on-demand (the base) first.
+    let on_demand = on_demand.min(room);
+    Need {
+        on_demand,
+        spot: spot.min(room - on_demand),
+    }
+}
+
+/// How many children are surplus. While reverting, fallback machines stay until enough
+/// spot replacements are Ready: the set never drops below `replicas` Ready-able machines.
+pub fn surplus(spec: &CvmInstanceSetSpec, c: &Census, reverting: bool) -> i32 {
+    let keep_fallback = reverting && c.ready_not_fallback < spec.replicas;
+    let allowed = spec.replicas.max(0) + if keep_fallback { c.fallback } else { 0 };
+    (c.live - allowed).max(0)
+}
+
+/// The `n` children to remove, in order: never Ready, annotated
+/// `cvm-operator.io/delete-priority`, fallback, then `scaleDown.order`. Children already
+/// being deleted are never chosen again (no over-delete on a stale view).
+pub fn victims(spec: &CvmInstanceSetSpec, members: &[Member], n: i32) -> Vec<String> {
+    let mut candidates: Vec<&Member> = members.iter().filter(|m| !m.deleting).collect();
+    let order = spec.scale_down.order;
+    candidates.sort_by(|a, b| {
+        let rank = |m: &Member| (m.ready, !m.delete_priority, !m.fallback);
+        rank(a).cmp(&rank(b)).then_with(|| match order {
+            ScaleDownOrder::Newest => b.created.cmp(&a.created),
+            ScaleDownOrder::Oldest => a.created.cmp(&b.created),
+            ScaleDownOrder::Cost => price_key(b)
+                .partial_cmp(&price_key(a))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| b.created.cmp(&a.created)),
+        })
+    });
+    candidates
+        .into_iter()
+        .take(n.max(0) as usize)
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+/// Unknown prices sort as the cheapest: a machine is removed for its price only when its
+/// price is known.
+fn price_key(m: &Member) -> f64 {
+    m.hourly_price.unwrap_or(f64::MIN)
+}
+
+/// Stock and price of an offering, when DescribeZoneInstanceConfigInfos answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Market {
+    pub available: bool,
+    pub hourly_price: Option<f64>,
+}
+
+pub type Markets = HashMap<(String, String, BillingMode), Market>;
+
+/// The offerings to try for `billing`, best first: instance types in order, each across
+/// the subnets in order (or by lowest price); without those lists, the template's own.
+/// Offerings marked unavailable until after `now`, or sold out per `markets`, are left out.
+pub fn candidates(
+    spec: &CvmInstanceSetSpec,
+    billing: BillingMode,
+    marked: &[OfferingStatus],
+    markets: &Markets,
+    now: Timestamp,
+) -> Vec<LaunchOffering> {
+    let template = &spec.template.spec;
+    let policy = spec.offerings.clone().unwrap_or_default();
+    let types = if policy.instance_types.is_empty() {
+        vec![template.instance_type.clone()]
+    } else {
+        policy.instance_types.clone()
+    };
+    let subnets: Vec<(String, Option<String>)> = if policy.subnets.is_empty() {
+        let subnet = template.network.as_ref().and_then(|n| n.subnet_id.clone());
+        vec![(template.zone.clone(), subnet)]
+    } else {
+        policy
+            .subnets
+            .iter()
+            .map(|s| (s.zone.clone(), Some(s.subnet_id.clone())))
+            .collect()
+    };
+    let mut out: Vec<LaunchOffering> = types
+        .iter()
+        .flat_map(|t| {
+            subnets.iter().map(move |(zone, subnet)| LaunchOffering {
+                zone: zone.clone(),
+                subnet_id: subnet.clone(),
+                instance_type: t.clone(),
+                billing,
+            })
+        })
+        .filter(|o| !unavailable(o, marked, now))
+        .filter(|o| market(markets, o).is_none_or(|m| m.available))
+        .collect();
+    if policy.allocation_strategy == AllocationStrategy::LowestPrice {
+        // Stable: equal or unknown prices keep the priority order, unknown ones last.
+        out.sort_by_key(|o| match market(markets, o).and_then(|m| m.hourly_price) {
+            Some(price) => (0, (price * 1e6) as i64),
+            None => (1, 0),
+        });
+    }
+    out
+}
+
+fn market<'a>(markets: &'a Markets, o: &LaunchOffering) -> Option<&'a Market> {
+    markets.get(&(o.zone.clone(), o.instance_type.clone(), o.billing))
+}
+
+/// Whether a mark (`*` for every zone or type) says `offering` has no capacity at `now`.
+pub fn unavailable(offering: &LaunchOffering, marked: &[OfferingStatus], now: Timestamp) -> bool {
+    marked.iter().any(|m| {
+        m.billing == offering.billing
+            && (m.zone == "*" || m.zone == offering.zone)
+            && (m.instance_type == "*" || m.instance_type == offering.instance_type)
+            && m.unavailable_until.as_ref().is_some_and(|t| t.0 > now)
+    })
+}
+
+/// What a failed RunInstances means for the set (fleets reference §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaunchFailure {
+    /// This offering has no capacity: skip it for a while, try the next one now.
+    OfferingSoldOut,
+    /// No spot anywhere (quota, region): skip every spot offering, fall back if allowed.
+    NoSpot,
+    /// The request may or may not have been processed: replay the same token later.
+    Retry,
+    /// Nothing other offerings can fix: the configuration, quota or balance.
+    Stall,
+}
+
+pub fn classify(error: &tencent_cloud::error::CloudError) -> LaunchFailure {
+    use tencent_cloud::error::{CloudError, ErrorClass};
+    let code = error.code();
+    if matches!(
+        code,
+        "LimitExceeded.SpotQuota"
+            | "LimitExceeded.UserSpotQuota"
+            | "UnsupportedOperation.SpotUnsupportedRegion"
+    ) {
+        return LaunchFailure::NoSpot;
+    }
+    let sold_out = code.starts_with("ResourceInsufficient.")
+        || code.starts_with("ResourcesSoldOut.")
+        || matches!(
+            code,
+            "InvalidParameterValue.InsufficientOffering"
+                | "InvalidParameterValue.InsufficientPrice"
+                | "InvalidParameter.InvalidCloudDiskSoldOut"
+                | "UnsupportedOperation.NoInstanceTypeSupportSpot"
+                | "FailedOperation.NoAvailableIpAddressCountInSubnet"
+        );
+    if sold_out || error.class() == ErrorClass::Capacity {
+        return LaunchFailure::OfferingSoldOut;
+    }
+    // Only an answer from the API proves the request was refused; anything else may have
+    // launched the batch.
+    if error.is_retryable() || !matches!(error, CloudError::Api { .. }) {
+        return LaunchFailure::Retry;
+    }
+    LaunchFailure::Stall
+}
+
+#[cfg(test)]
+#[path = "plan_table.rs"]
+mod table;

@@ -1,0 +1,381 @@
+//! Table tests of the set planner: the split, the counts, the offering order and the
+//! scale-down order, each row a situation and what it must lead to.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::*;
+use crate::api::CvmInstanceSet;
+use tencent_cloud::error::CloudError;
+
+fn t(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_767_225_600 + seconds).unwrap()
+}
+
+/// A Spot set of `replicas` with `extra` merged into its spec.
+fn spec(replicas: i32, extra: serde_json::Value) -> CvmInstanceSetSpec {
+    let mut value = serde_json::json!({
+        "replicas": replicas,
+        "template": {"spec": {
+            "region": "ap-guangzhou",
+            "zone": "ap-guangzhou-3",
+            "instanceType": "S5.MEDIUM2",
+            "imageId": "img-eb30mz89",
+            "billing": {"mode": "Spot"},
+            "network": {"vpcId": "vpc-aaaaaaaa", "subnetId": "subnet-aaaaaaaa"}
+        }}
+    });
+    json_patch::merge(&mut value, &extra);
+    let set: CvmInstanceSet =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "w"}, "spec": value}))
+            .unwrap();
+    set.spec
+}
+
+fn member(name: &str, billing: BillingMode, ready: bool, created: i64) -> Member {
+    Member {
+        name: name.into(),
+        instance_id: Some(format!("ins-{name}")),
+        zone: "ap-guangzhou-3".into(),
+        instance_type: "S5.MEDIUM2".into(),
+        billing,
+        fallback: false,
+        ready,
+        deleting: false,
+        delete_priority: false,
+        lost: false,
+        created: t(created),
+        hourly_price: None,
+    }
+}
+
+fn fallback(mut m: Member) -> Member {
+    m.fallback = true;
+    m
+}
+
+fn record(phase: LaunchPhase, count: i32, ids: &[&str]) -> LaunchRecord {
+    LaunchRecord {
+        seq: 0,
+        client_token: "cvmset-u-0".into(),
+        offering: LaunchOffering {
+            zone: "ap-guangzhou-3".into(),
+            subnet_id: None,
+            instance_type: "S5.MEDIUM2".into(),
+            billing: BillingMode::Spot,
+        },
+        count,
+        template_hash: "h".into(),
+        phase,
+        fallback: false,
+        instance_ids: ids.iter().map(|s| s.to_string()).collect(),
+        created: Time(t(0)),
+    }
+}
+
+#[test]
+fn the_on_demand_share_rounds_up_and_a_pay_as_you_go_template_is_all_on_demand() {
+    let rows = [
+        (10, serde_json::json!({}), 0),
+        (10, serde_json::json!({"capacity": {"onDemandBase": 2}}), 2),
+        (
+            10,
+            serde_json::json!({"capacity": {"onDemandBase": 2, "onDemandPercentageAboveBase": 10}}),
+            3,
+        ),
+        (
+            10,
+            serde_json::json!({"capacity": {"onDemandPercentageAboveBase": 25}}),
+            3,
+        ),
+        (1, serde_json::json!({"capacity": {"onDemandBase": 5}}), 1),
+        (
+            4,
+            serde_json::json!({"template": {"spec": {"billing": {"mode": "PayAsYouGo"}}}}),
+            4,
+        ),
+    ];
+    for (replicas, extra, expected) in rows {
+        assert_eq!(
+            on_demand_target(&spec(replicas, extra.clone())),
+            expected,
+            "{replicas} {extra}"
+        );
+    }
+}
+
+#[test]
+fn the_census_counts_launches_in_flight_once() {
+    let members = vec![
+        member("a", BillingMode::Spot, true, 0),
+        member("b", BillingMode::PayAsYouGo, false, 0),
+        fallback(member("c", BillingMode::PayAsYouGo, true, 0)),
+        Member {
+            deleting: true,
+            ..member("d", BillingMode::Spot, true, 0)
+        },
+    ];
+    let launches = vec![
+        record(LaunchPhase::Pending, 5, &[]),
+        // ins-a has its child already: only ins-x is in flight.
+        record(LaunchPhase::Issued, 2, &["ins-a", "ins-x"]),
+        // ins-d's child is being deleted: counted by nobody.
+        record(LaunchPhase::Issued, 1, &["ins-d"]),
+    ];
+    let c = census(&members, &launches);
+    assert_eq!(
+        c,
+        Census {
+            live: 3 + 5 + 1,
+            ready: 2,
+            spot: 1 + 5 + 1,
+            on_demand: 1,
+            fallback: 1,
+            in_flight: 6,
+            ready_not_fallback: 1,
+        }
+    );
+}
+
+#[test]
+fn need_fills_the_base_first_and_never_exceeds_the_replicas() {
+    let s = spec(5, serde_json::json!({"capacity": {"onDemandBase": 1}}));
+    let empty = Census::default();
+    assert_eq!(
+        need(&s, &empty, false),
+        Need {
+            on_demand: 1,
+            spot: 4
+        }
+    );
+    let fallback_in_place = Census {
+        live: 5,
+        on_demand: 1,
+        spot: 2,
+        fallback: 2,
+        ..Census::default()
+    };
+    assert_eq!(need(&s, &fallback_in_place, false), Need::default());
+    // Reverting: spot replacements on top, one per fallback machine.
+    assert_eq!(
+        need(&s, &fallback_in_place, true),
+        Need {
+            on_demand: 0,
+            spot: 2
+        }
+    );
+    let too_many = Census {
+        live: 7,
+        spot: 7,
+        ..Census::default()
+    };
+    assert_eq!(need(&s, &too_many, false), Need::default());
+}
+
+#[test]
+fn the_surplus_keeps_fallback_machines_until_their_replacements_are_ready() {
+    let s = spec(3, serde_json::json!({}));
+    let surging = Census {
+        live: 5,
+        spot: 3,
+        fallback: 2,
+        ready: 3,
+        ready_not_fallback: 1,
+        ..Census::default()
+    };
+    assert_eq!(surplus(&s, &surging, true), 0);
+    let replaced = Census {
+        ready_not_fallback: 3,
+        ..surging
+    };
+    assert_eq!(surplus(&s, &replaced, true), 2);
+    assert_eq!(surplus(&s, &surging, false), 2);
+}
+
+#[test]
+fn victims_go_never_ready_then_marked_then_fallback_then_by_order() {
+    let members = vec![
+        member("old", BillingMode::Spot, true, 0),
+        member("new", BillingMode::Spot, true, 100),
+        fallback(member("fb", BillingMode::PayAsYouGo, true, 50)),
+        Member {
+            delete_priority: true,
+            ..member("marked", BillingMode::Spot, true, 10)
+        },
+        member("booting", BillingMode::Spot, false, 20),
+        Member {
+            deleting: true,
+            ..member("going", BillingMode::Spot, false, 30)
+        },
+    ];
+    let newest = spec(1, serde_json::json!({}));
+    assert_eq!(
+        victims(&newest, &members, 5),
+        ["booting", "marked", "fb", "new", "old"]
+    );
+    let oldest = spec(1, serde_json::json!({"scaleDown": {"order": "Oldest"}}));
+    assert_eq!(victims(&oldest, &members, 5)[3..], ["old", "new"]);
+    let cost = spec(1, serde_json::json!({"scaleDown": {"order": "Cost"}}));
+    let priced = vec![
+        Member {
+            hourly_price: Some(0.1),
+            ..member("cheap", BillingMode::Spot, true, 100)
+        },
+        Member {
+            hourly_price: Some(0.9),
+            ..member("dear", BillingMode::Spot, true, 0)
+        },
+    ];
+    assert_eq!(victims(&cost, &priced, 1), ["dear"]);
+}
+
+#[test]
+fn candidates_go_type_first_skip_marked_offerings_and_sort_by_price_when_asked() {
+    let s = spec(
+        1,
+        serde_json::json!({"offerings": {
+            "instanceTypes": ["S5.MEDIUM2", "SA2.MEDIUM2"],
+            "subnets": [
+                {"zone": "ap-guangzhou-3", "subnetId": "subnet-aaaaaaaa"},
+                {"zone": "ap-guangzhou-4", "subnetId": "subnet-bbbbbbbb"}
+            ]
+        }}),
+    );
+    let names = |offerings: Vec<LaunchOffering>| {
+        offerings
+            .iter()
+            .map(|o| format!("{}/{}", o.instance_type, o.zone))
+            .collect::<Vec<_>>()
+    };
+    let none = Markets::new();
+    assert_eq!(
+        names(candidates(&s, BillingMode::Spot, &[], &none, t(0))),
+        [
+            "S5.MEDIUM2/ap-guangzhou-3",
+            "S5.MEDIUM2/ap-guangzhou-4",
+            "SA2.MEDIUM2/ap-guangzhou-3",
+            "SA2.MEDIUM2/ap-guangzhou-4"
+        ]
+    );
+    let marked = vec![
+        OfferingStatus {
+            zone: "ap-guangzhou-3".into(),
+            instance_type: "S5.MEDIUM2".into(),
+            billing: BillingMode::Spot,
+            replicas: 0,
+            ready: 0,
+            unavailable_until: Some(Time(t(180))),
+            last_error: Some("ResourceInsufficient.SpecifiedInstanceType".into()),
+        },
+        OfferingStatus {
+            zone: "*".into(),
+            instance_type: "*".into(),
+            billing: BillingMode::PayAsYouGo,
+            replicas: 0,
+            ready: 0,
+            unavailable_until: Some(Time(t(60))),
+            last_error: Some("LimitExceeded.InstanceQuota".into()),
+        },
+    ];
+    assert_eq!(
+        names(candidates(&s, BillingMode::Spot, &marked, &none, t(10)))[0],
+        "S5.MEDIUM2/ap-guangzhou-4"
+    );
+    // The mark expires.
+    assert_eq!(
+        candidates(&s, BillingMode::Spot, &marked, &none, t(200)).len(),
+        4
+    );
+    assert!(candidates(&s, BillingMode::PayAsYouGo, &marked, &none, t(10)).is_empty());
+
+    let lowest = spec(
+        1,
+        serde_json::json!({"offerings": {
+            "instanceTypes": ["S5.MEDIUM2", "SA2.MEDIUM2"],
+            "allocationStrategy": "LowestPrice"
+        }}),
+    );
+    let mut markets = Markets::new();
+    let z = "ap-guangzhou-3".to_string();
+    markets.insert(
+        (z.clone(), "S5.MEDIUM2".into(), BillingMode::Spot),
+        Market {
+            available: true,
+            hourly_price: Some(0.3),
+        },
+    );
+    markets.insert(
+        (z.clone(), "SA2.MEDIUM2".into(), BillingMode::Spot),
+        Market {
+            available: true,
+            hourly_price: Some(0.2),
+        },
+    );
+    assert_eq!(
+        names(candidates(&lowest, BillingMode::Spot, &[], &markets, t(0))),
+        ["SA2.MEDIUM2/ap-guangzhou-3", "S5.MEDIUM2/ap-guangzhou-3"]
+    );
+    // Without prices, the priority order; sold out per the market, left out.
+    assert_eq!(
+        names(candidates(&lowest, BillingMode::Spot, &[], &none, t(0)))[0],
+        "S5.MEDIUM2/ap-guangzhou-3"
+    );
+    markets.insert(
+        (z, "SA2.MEDIUM2".into(), BillingMode::Spot),
+        Market {
+            available: false,
+            hourly_price: Some(0.2),
+        },
+    );
+    assert_eq!(
+        names(candidates(&lowest, BillingMode::Spot, &[], &markets, t(0))),
+        ["S5.MEDIUM2/ap-guangzhou-3"]
+    );
+}
+
+#[test]
+fn launch_failures_are_classified_by_code() {
+    let api = |code: &str| CloudError::Api {
+        action: "RunInstances".into(),
+        code: code.into(),
+        message: "m".into(),
+        request_id: "r".into(),
+    };
+    let rows = [
+        (
+            "ResourceInsufficient.SpecifiedInstanceType",
+            LaunchFailure::OfferingSoldOut,
+        ),
+        (
+            "ResourceInsufficient.ZoneSoldOutForSpecifiedInstance",
+            LaunchFailure::OfferingSoldOut,
+        ),
+        (
+            "ResourcesSoldOut.AvailableZone",
+            LaunchFailure::OfferingSoldOut,
+        ),
+        (
+            "InvalidParameterValue.InsufficientOffering",
+            LaunchFailure::OfferingSoldOut,
+        ),
+        (
+            "ResourceInsufficient.InsufficientOfferingMinimum",
+            LaunchFailure::OfferingSoldOut,
+        ),
+        ("LimitExceeded.SpotQuota", LaunchFailure::NoSpot),
+        ("LimitExceeded.UserSpotQuota", LaunchFailure::NoSpot),
+        ("RequestLimitExceeded", LaunchFailure::Retry),
+        ("InternalError", LaunchFailure::Retry),
+        ("InvalidImageId.NotFound", LaunchFailure::Stall),
+        ("InvalidAccount.InsufficientBalance", LaunchFailure::Stall),
+    ];
+    for (code, expected) in rows {
+        assert_eq!(classify(&api(code)), expected, "{code}");
+    }
+    assert_eq!(
+        classify(&CloudError::Decode {
+            action: "RunInstances".into(),
+            message: "html".into()
+        }),
+        LaunchFailure::Retry
+    );
+}

@@ -1,0 +1,920 @@
+//! The executor of a set: settles the launches in flight, launches what the planner says
+//! is missing (falling back across offerings within the same pass), removes the surplus,
+//! and reports.
+//!
+//! Every change to `status.launches` is written with the resourceVersion the reconcile
+//! read (a PUT of the status): a stale cache or a second leader gets a conflict and starts
+//! over from fresh data instead of launching from a stale count.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::children::{child, controlling_set, member, selector};
+use super::launch::{new_record, request, template_hash};
+use super::plan::{
+    self, LaunchFailure, Market, Markets, Member, candidates, census, classify, need, surplus,
+    victims,
+};
+use crate::api::{
+    BillingMode, CvmInstance, CvmInstanceSet, CvmInstanceSetStatus, LaunchOffering, LaunchPhase,
+    LaunchRecord, OfferingStatus, ScaleDownOrder, TAG_LAUNCH,
+};
+use crate::cloud::Cloud;
+use crate::controller::conditions::{Health, reason_from_code, transition_time};
+use crate::controller::credentials::resolve_credentials;
+use crate::controller::events::EventType;
+use crate::controller::{Context, Error, finalizer};
+use tencent_cloud::error::CloudError;
+
+/// Holds a deleted set until the launches it has in flight are settled: their instances
+/// have no child yet, so nothing else would terminate them.
+pub const FINALIZER: &str = "cvm-operator.io/settle-launches";
+pub const CAPACITY_DEGRADED: &str = "CapacityDegraded";
+const MANAGER: &str = "cvm-operator";
+/// Children created or deleted at once.
+const CHILD_WRITE_CONCURRENCY: usize = 32;
+
+/// One reconcile of one set.
+struct Run<'a> {
+    ctx: &'a Context,
+    api: Api<CvmInstanceSet>,
+    children_api: Api<CvmInstance>,
+    /// The set as last read or written (its resourceVersion is the next write's precondition).
+    set: CvmInstanceSet,
+    status: CvmInstanceSetStatus,
+    cloud: Option<Arc<dyn Cloud>>,
+    /// A failure a person must fix (configuration, quota), with its Tencent code.
+    stall: Option<(String, String)>,
+    /// A call may have been processed without an answer: replay later with backoff.
+    retry: bool,
+    fell_back: bool,
+}
+
+pub async fn reconcile(set: Arc<CvmInstanceSet>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = set
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let mut run = Run {
+        ctx: &ctx,
+        api: Api::namespaced(ctx.kube.clone(), &namespace),
+        children_api: Api::namespaced(ctx.kube.clone(), &namespace),
+        status: set.status.clone().unwrap_or_default(),
+        set: set.as_ref().clone(),
+        cloud: None,
+        stall: None,
+        retry: false,
+        fell_back: false,
+    };
+    if set.meta().deletion_timestamp.is_some() {
+        return run.on_delete().await;
+    }
+    if !finalizer::carries(&run.set, FINALIZER) {
+        run.set = finalizer::add(&run.api, &run.set, FINALIZER).await?;
+    }
+    run.reconcile().await
+}
+
+impl Run<'_> {
+    async fn reconcile(&mut self) -> Result<Action, Error> {
+        let mut members = self.members().await?;
+        self.replace_lost(&mut members).await?;
+        self.settle_launches(&members).await?;
+        if self.stall.is_none() && !self.retry {
+            let c = census(&members, &self.status.launches);
+            // Stock and prices matter only to a launch or a revert: a steady set makes no
+            // cloud call at all (and reads no Secret).
+            let markets = if c.fallback > 0 || need(&self.set.spec, &c, false).total() > 0 {
+                self.markets().await
+            } else {
+                Markets::new()
+            };
+            let reverting = self.reverting(&members, &markets);
+            let wanted = need(&self.set.spec, &c, reverting);
+            if wanted.total() > 0 {
+                self.scale_up(wanted, reverting, &markets).await?;
+            }
+            let c = census(&members, &self.status.launches);
+            let n = surplus(&self.set.spec, &c, reverting);
+            if n > 0 {
+                if self.set.spec.scale_down.order == ScaleDownOrder::Cost {
+                    let markets = self.markets().await;
+                    for m in &mut members {
+                        let key = (m.zone.clone(), m.instance_type.clone(), m.billing);
+                        m.hourly_price = markets.get(&key).and_then(|market| market.hourly_price);
+                    }
+                }
+                let doomed = victims(&self.set.spec, &members, n);
+                self.remove(&doomed, reverting && c.fallback > 0).await?;
+                for m in members.iter_mut().filter(|m| doomed.contains(&m.name)) {
+                    m.deleting = true;
+                }
+            }
+        }
+        self.report(&members).await
+    }
+
+    /// Deletes the children whose instance is gone for good; the deficit this leaves is
+    /// launched again like any other.
+    async fn replace_lost(&mut self, members: &mut [Member]) -> Result<(), Error> {
+        let lost: Vec<String> = members
+            .iter()
+            .filter(|m| m.lost && !m.deleting)
+            .map(|m| m.name.clone())
+            .collect();
+        if lost.is_empty() {
+            return Ok(());
+        }
+        self.remove(&lost, false).await?;
+        self.event(
+            EventType::Warning,
+            "InstanceLost",
+            &format!(
+                "replacing {} instances that are gone or failed to launch: {}",
+                lost.len(),
+                lost.join(", ")
+            ),
+        )
+        .await;
+        for m in members.iter_mut().filter(|m| lost.contains(&m.name)) {
+            m.deleting = true;
+        }
+        Ok(())
+    }
+
+    /// The children, from the shared cache when there is one.
+    async fn members(&self) -> Result<Vec<Member>, Error> {
+        let uid = self.set.uid().unwrap_or_default();
+        let children: Vec<CvmInstance> = match &self.ctx.instances {
+            Some(cache) => cache
+                .state()
+                .iter()
+                .filter_map(|w| w.0.as_ref().ok())
+                .filter(|c| c.namespace() == self.set.namespace())
+                .filter(|c| controlling_set(c) == Some(uid.as_str()))
+                .cloned()
+                .collect(),
+            None => self
+                .children_api
+                .list(&ListParams::default().labels(&selector(&self.set)))
+                .await?
+                .items
+                .into_iter()
+                .filter(|c| controlling_set(c) == Some(uid.as_str()))
+                .collect(),
+        };
+        Ok(children.iter().map(member).collect())
+    }
+
+    async fn cloud(&mut self) -> Result<Option<Arc<dyn Cloud>>, Error> {
+        if let Some(cloud) = &self.cloud {
+            return Ok(Some(cloud.clone()));
+        }
+        let spec = &self.set.spec.template.spec;
+        let namespace = self.set.namespace().unwrap_or_default();
+        let resolved = resolve_credentials(
+            &self.ctx.kube,
+            spec.credentials_secret_ref.as_ref(),
+            &namespace,
+            self.ctx.settings.default_credentials.as_ref(),
+        )
+        .await?;
+        match resolved {
+            Ok(resolved) => {
+                let cloud = self.ctx.clouds.get(&resolved.credentials, &spec.region);
+                self.cloud = Some(cloud.clone());
+                Ok(Some(cloud))
+            }
+            Err(problem) => {
+                self.stall = Some((
+                    problem
+                        .reason(crate::controller::credentials::Purpose::Credentials)
+                        .into(),
+                    problem.to_string(),
+                ));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Writes the status under the resourceVersion last read: a conflict ends the reconcile
+    /// (the error policy retries from fresh data).
+    async fn write(&mut self) -> Result<(), Error> {
+        let mut body = self.set.clone();
+        body.status = Some(self.status.clone());
+        body.metadata.managed_fields = None;
+        let params = PostParams {
+            field_manager: Some(MANAGER.into()),
+            ..PostParams::default()
+        };
+        self.set = self
+            .api
+            .replace_status(&self.set.name_any(), &params, &body)
+            .await?;
+        Ok(())
+    }
+
+    async fn event(&self, type_: EventType, reason: &str, note: &str) {
+        let regarding = self.set.object_ref(&());
+        if let Err(e) = self
+            .ctx
+            .events
+            .publish(&regarding, type_, reason, note, "Launch")
+            .await
+        {
+            warn!(error = %e, reason, "could not publish Event");
+        }
+    }
+
+    /// Brings every recorded launch to children: Issued ones get their missing children
+    /// (and are pruned once the cache shows them all); Pending ones are replayed with their
+    /// token, or found by tag when the template changed since.
+    async fn settle_launches(&mut self, members: &[Member]) -> Result<(), Error> {
+        let before = self.status.launches.clone();
+        let mut kept = Vec::new();
+        for record in before.clone() {
+            let record = match record.phase {
+                LaunchPhase::Pending => match self.resolve_pending(&record).await? {
+                    Some(record) => record,
+                    None => continue,
+                },
+                LaunchPhase::Issued => record,
+            };
+            if record.phase == LaunchPhase::Issued {
+                let adopted = |id: &String| {
+                    members
+                        .iter()
+                        .any(|m| m.instance_id.as_deref() == Some(id.as_str()))
+                };
+                if record.instance_ids.iter().all(adopted) {
+                    continue;
+                }
+                self.create_children(&record).await?;
+            }
+            kept.push(record);
+        }
+        if kept != before {
+            self.status.launches = kept;
+            self.write().await?;
+        }
+        Ok(())
+    }
+
+    /// A Pending record after a crash, or after a call with no answer: `None` once it is
+    /// known that nothing was launched under it.
+    async fn resolve_pending(
+        &mut self,
+        record: &LaunchRecord,
+    ) -> Result<Option<LaunchRecord>, Error> {
+        let Some(cloud) = self.cloud().await? else {
+            return Ok(Some(record.clone()));
+        };
+        let mut record = record.clone();
+        if record.template_hash == template_hash(&self.set) {
+            // The identical request under the identical token: the first call's instances.
+            match cloud.run_instances(&request(&self.set, &record)).await {
+                Ok(ids) => {
+                    record.phase = LaunchPhase::Issued;
+                    record.instance_ids = ids;
+                    return Ok(Some(record));
+                }
+                Err(error) => {
+                    return Ok(self.failed(&record, &error).await.then_some(record));
+                }
+            }
+        }
+        // The template changed: the same token must not carry a different request. Find
+        // what the first call launched, if anything, by the launch tag.
+        match cloud
+            .find_instances_by_tag(TAG_LAUNCH, &record.client_token)
+            .await
+        {
+            Ok(found) if !found.is_empty() => {
+                record.phase = LaunchPhase::Issued;
+                record.instance_ids = found.into_iter().map(|i| i.instance_id).collect();
+                Ok(Some(record))
+            }
+            Ok(_) => {
+                let age = self.ctx.clock.now().duration_since(record.created.0);
+                let grace = SignedDuration::try_from(self.ctx.settings.tag_grace)
+                    .unwrap_or(SignedDuration::MAX);
+                if age < grace {
+                    // Tags show up late: look again before concluding nothing was launched.
+                    self.retry = true;
+                    return Ok(Some(record));
+                }
+                self.event(
+                    EventType::Normal,
+                    "LaunchAbandoned",
+                    &format!(
+                        "launch {} ({} instances) found nothing tagged {}; the template changed, so it is not replayed",
+                        record.seq, record.count, record.client_token
+                    ),
+                )
+                .await;
+                Ok(None)
+            }
+            Err(error) => {
+                warn!(error = %error, "finding a launch by tag");
+                self.retry = true;
+                Ok(Some(record))
+            }
+        }
+    }
+
+    /// Creates the children of an Issued launch; existing ones are left alone.
+    async fn create_children(&self, record: &LaunchRecord) -> Result<(), Error> {
+        let children: Vec<CvmInstance> = record
+            .instance_ids
+            .iter()
+            .map(|id| child(&self.set, &record.offering, id, record.fallback))
+            .collect();
+        let api = &self.children_api;
+        futures::stream::iter(children)
+            .map(|c| async move {
+                match api.create(&PostParams::default(), &c).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(CHILD_WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Stock and prices, when the offerings API answers; without them, the spec's order.
+    async fn markets(&mut self) -> Markets {
+        let mut markets = Markets::new();
+        let Ok(Some(cloud)) = self.cloud().await else {
+            return markets;
+        };
+        for (charge_type, billing) in [
+            ("POSTPAID_BY_HOUR", BillingMode::PayAsYouGo),
+            ("SPOTPAID", BillingMode::Spot),
+        ] {
+            if let Ok(offerings) = self.ctx.offerings.get(&cloud, charge_type).await {
+                for o in offerings.iter() {
+                    markets.insert(
+                        (o.zone.clone(), o.instance_type.clone(), billing),
+                        Market {
+                            available: o.available,
+                            hourly_price: o.hourly_price,
+                        },
+                    );
+                }
+            }
+        }
+        markets
+    }
+
+    /// Fallback machines run, spot has capacity again, and they have run on fallback for
+    /// `revertToSpot.after`.
+    fn reverting(&self, members: &[Member], markets: &Markets) -> bool {
+        let policy = &self.set.spec.capacity.revert_to_spot;
+        let spec = &self.set.spec;
+        if !policy.enabled
+            || spec.template.spec.billing.mode != BillingMode::Spot
+            || !members.iter().any(|m| m.fallback && !m.deleting)
+        {
+            return false;
+        }
+        let now = self.ctx.clock.now();
+        let spot = candidates(
+            spec,
+            BillingMode::Spot,
+            &self.status.offerings,
+            markets,
+            now,
+        );
+        let since = self
+            .status
+            .condition(CAPACITY_DEGRADED)
+            .filter(|c| c.status == "True")
+            .map_or(now, |c| c.last_transition_time.0);
+        !spot.is_empty() && now.duration_since(since) >= parse_after(&policy.after)
+    }
+
+    async fn scale_up(
+        &mut self,
+        wanted: plan::Need,
+        reverting: bool,
+        markets: &Markets,
+    ) -> Result<(), Error> {
+        if self.cloud().await?.is_none() {
+            return Ok(());
+        }
+        let now = self.ctx.clock.now();
+        let spec = self.set.spec.clone();
+        let on_demand = candidates(
+            &spec,
+            BillingMode::PayAsYouGo,
+            &self.status.offerings,
+            markets,
+            now,
+        );
+        let left = self
+            .launch_across(&on_demand, wanted.on_demand, false)
+            .await?;
+        if left > 0 || self.stall.is_some() || self.retry {
+            return Ok(());
+        }
+        let spot = candidates(
+            &spec,
+            BillingMode::Spot,
+            &self.status.offerings,
+            markets,
+            now,
+        );
+        let left = self.launch_across(&spot, wanted.spot, false).await?;
+        // No spot capacity anywhere: pay-as-you-go in its place, if allowed (and not while
+        // replacing fallback machines, which would only swap one for another).
+        if left > 0
+            && spec.capacity.fallback_to_on_demand
+            && !reverting
+            && self.stall.is_none()
+            && !self.retry
+        {
+            let now = self.ctx.clock.now();
+            let on_demand = candidates(
+                &spec,
+                BillingMode::PayAsYouGo,
+                &self.status.offerings,
+                markets,
+                now,
+            );
+            let before = left;
+            let left = self.launch_across(&on_demand, left, true).await?;
+            if left < before {
+                self.fell_back = true;
+                self.event(
+                    EventType::Warning,
+                    "SpotFallback",
+                    &format!(
+                        "no spot offering has capacity; launched {} pay-as-you-go instead",
+                        before - left
+                    ),
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Launches `n` across `offerings` in order, moving on when one has no capacity; how
+    /// many are still missing.
+    async fn launch_across(
+        &mut self,
+        offerings: &[LaunchOffering],
+        mut n: i32,
+        fallback: bool,
+    ) -> Result<i32, Error> {
+        let max = self.set.spec.launch.max_per_call.clamp(1, 100);
+        for offering in offerings {
+            while n > 0 {
+                if plan::unavailable(offering, &self.status.offerings, self.ctx.clock.now()) {
+                    break;
+                }
+                let count = n.min(max);
+                match self.launch(offering, count, fallback).await? {
+                    Some(launched) => {
+                        n -= launched;
+                        // Partial stock (MinCount): this offering has nothing more now.
+                        if launched < count {
+                            break;
+                        }
+                    }
+                    None => break,
+                }
+                if self.stall.is_some() || self.retry {
+                    return Ok(n);
+                }
+            }
+            if n == 0 || self.stall.is_some() || self.retry {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    /// One launch: the record written first, then RunInstances, then the IDs recorded and
+    /// the children created. `None` when the call failed.
+    async fn launch(
+        &mut self,
+        offering: &LaunchOffering,
+        count: i32,
+        fallback: bool,
+    ) -> Result<Option<i32>, Error> {
+        let Some(cloud) = self.cloud().await? else {
+            return Ok(None);
+        };
+        let seq = self.status.next_launch_seq;
+        let record = new_record(
+            &self.set,
+            seq,
+            offering.clone(),
+            count,
+            fallback,
+            self.ctx.clock.now(),
+        );
+        self.status.next_launch_seq = seq + 1;
+        self.status.launches.push(record.clone());
+        self.write().await?;
+        let result = cloud.run_instances(&request(&self.set, &record)).await;
+        let ids = match result {
+            Ok(ids) => ids,
+            Err(error) => {
+                if !self.failed(&record, &error).await {
+                    self.status.launches.retain(|r| r.seq != seq);
+                    self.write().await?;
+                }
+                return Ok(None);
+            }
+        };
+        let launched = ids.len() as i32;
+        info!(seq, count, launched, zone = %offering.zone, instance_type = %offering.instance_type, "launched");
+        if let Some(r) = self.status.launches.iter_mut().find(|r| r.seq == seq) {
+            r.phase = LaunchPhase::Issued;
+            r.instance_ids = ids;
+        }
+        self.write().await?;
+        let issued = self
+            .status
+            .launches
+            .iter()
+            .find(|r| r.seq == seq)
+            .cloned()
+            .expect("just recorded");
+        self.create_children(&issued).await?;
+        self.event(
+            EventType::Normal,
+            "LaunchIssued",
+            &format!(
+                "launch {seq}: {launched} of {count} {:?} {} in {} (one RunInstances call)",
+                offering.billing, offering.instance_type, offering.zone
+            ),
+        )
+        .await;
+        Ok(Some(launched))
+    }
+
+    /// Acts on a failed RunInstances of `record`; whether the record stays Pending (the
+    /// call may have launched: replay later).
+    async fn failed(&mut self, record: &LaunchRecord, error: &CloudError) -> bool {
+        let code = error.code().to_string();
+        let offering = &record.offering;
+        match classify(error) {
+            LaunchFailure::OfferingSoldOut => {
+                self.mark(
+                    &offering.zone,
+                    &offering.instance_type,
+                    offering.billing,
+                    &code,
+                );
+                self.event(
+                    EventType::Warning,
+                    "OfferingUnavailable",
+                    &format!(
+                        "{:?} {} in {}: {code}: {}; trying the next offering",
+                        offering.billing,
+                        offering.instance_type,
+                        offering.zone,
+                        error.message()
+                    ),
+                )
+                .await;
+                false
+            }
+            LaunchFailure::NoSpot => {
+                self.mark("*", "*", BillingMode::Spot, &code);
+                self.event(
+                    EventType::Warning,
+                    "OfferingUnavailable",
+                    &format!("spot: {code}: {}", error.message()),
+                )
+                .await;
+                false
+            }
+            LaunchFailure::Retry => {
+                warn!(error = %error, seq = record.seq, "RunInstances without an answer; replaying the same token later");
+                self.retry = true;
+                true
+            }
+            LaunchFailure::Stall => {
+                self.stall = Some((
+                    reason_from_code(&code),
+                    format!("RunInstances: {code}: {}", error.message()),
+                ));
+                false
+            }
+        }
+    }
+
+    /// Skips (zone, type, billing) until now + `unavailableOfferingSeconds`.
+    fn mark(&mut self, zone: &str, instance_type: &str, billing: BillingMode, code: &str) {
+        let ttl =
+            SignedDuration::from_secs(i64::from(self.set.spec.launch.unavailable_offering_seconds));
+        let until = self
+            .ctx
+            .clock
+            .now()
+            .checked_add(ttl)
+            .unwrap_or(Timestamp::MAX);
+        let entry =
+            match self.status.offerings.iter_mut().find(|o| {
+                o.zone == zone && o.instance_type == instance_type && o.billing == billing
+            }) {
+                Some(entry) => entry,
+                None => {
+                    self.status.offerings.push(OfferingStatus {
+                        zone: zone.into(),
+                        instance_type: instance_type.into(),
+                        billing,
+                        replicas: 0,
+                        ready: 0,
+                        unavailable_until: None,
+                        last_error: None,
+                    });
+                    self.status.offerings.last_mut().expect("just pushed")
+                }
+            };
+        entry.unavailable_until = Some(Time(until));
+        entry.last_error = Some(code.into());
+    }
+
+    /// Deletes `names`; their finalizers terminate the instances (batched by the client).
+    /// All at once: children deleted together terminate together, so their
+    /// TerminateInstances calls coalesce (100 IDs a call) instead of trickling one by one.
+    async fn remove(&self, names: &[String], reverted: bool) -> Result<(), Error> {
+        let api = &self.children_api;
+        futures::stream::iter(names.to_vec())
+            .map(|name| async move {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(CHILD_WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        info!(count = names.len(), "removing children");
+        if reverted {
+            self.event(
+                EventType::Normal,
+                "RevertedToSpot",
+                &format!(
+                    "spot replacements are Ready; removing {} fallback instances",
+                    names.len()
+                ),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn report(&mut self, members: &[Member]) -> Result<Action, Error> {
+        let c = census(members, &self.status.launches);
+        let now = self.ctx.clock.now();
+        let spec = &self.set.spec;
+        let generation = self.set.meta().generation;
+        let previous = self.status.conditions.clone().unwrap_or_default();
+        self.status.observed_generation = generation;
+        self.status.selector = Some(selector(&self.set));
+        self.status.replicas = c.live;
+        self.status.ready_replicas = c.ready;
+        self.status.spot_replicas = c.spot;
+        self.status.on_demand_replicas = c.on_demand + c.fallback;
+        self.status.fallback_replicas = c.fallback;
+        self.status.offerings = offering_rows(&self.status.offerings, members, now);
+        let complete =
+            c.live == spec.replicas && c.ready == spec.replicas && self.status.launches.is_empty();
+        let marked = self
+            .status
+            .offerings
+            .iter()
+            .any(|o| o.unavailable_until.is_some());
+        let health = match &self.stall {
+            Some((reason, message)) => Health::stalled(reason, message.clone()),
+            None if complete => Health::ready(
+                "Ready",
+                format!("{} of {} instances Ready", c.ready, spec.replicas),
+            ),
+            None if marked && c.live < spec.replicas && !self.retry => Health::progressing(
+                "WaitingForCapacity",
+                format!(
+                    "{} of {} instances; no offering has capacity now",
+                    c.live, spec.replicas
+                ),
+            ),
+            None => Health::progressing(
+                "Scaling",
+                format!(
+                    "{} of {} instances, {} Ready, {} launching",
+                    c.live, spec.replicas, c.ready, c.in_flight
+                ),
+            ),
+        };
+        let mut conditions = health.conditions(&previous, generation, now);
+        let degraded = c.fallback > 0;
+        let status = if degraded { "True" } else { "False" };
+        conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: CAPACITY_DEGRADED.into(),
+            status: status.into(),
+            reason: if degraded {
+                "SpotFallback"
+            } else {
+                "NotDegraded"
+            }
+            .into(),
+            message: if degraded {
+                format!("{} pay-as-you-go instances stand in for spot", c.fallback)
+            } else {
+                String::new()
+            },
+            observed_generation: generation,
+            last_transition_time: transition_time(&previous, CAPACITY_DEGRADED, status, now),
+        });
+        let stalled_now = matches!(health, Health::Stalled { .. });
+        let was_stalled = previous.iter().any(|cond| {
+            cond.type_ == "Stalled" && cond.status == "True" && cond.reason == health.reason()
+        });
+        self.status.conditions = Some(conditions);
+        if Some(&self.status) != self.set.status.as_ref() {
+            self.write().await?;
+        }
+        if stalled_now && !was_stalled {
+            self.event(EventType::Warning, health.reason(), health.message())
+                .await;
+        }
+        let s = &self.ctx.settings;
+        Ok(if stalled_now {
+            Action::requeue(s.slow_retry)
+        } else if self.retry {
+            Action::requeue(s.poll_min)
+        } else if let Some(until) = earliest_mark(&self.status.offerings, now) {
+            Action::requeue(until.max(s.poll_min))
+        } else if complete && c.fallback == 0 {
+            Action::requeue(s.resync)
+        } else {
+            Action::requeue(s.poll_max)
+        })
+    }
+
+    /// A deleted set: instances of launches without children are terminated (children go
+    /// by garbage collection, each terminating its own), then the finalizer goes.
+    async fn on_delete(&mut self) -> Result<Action, Error> {
+        if !finalizer::carries(&self.set, FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        let members = self.members().await?;
+        let mut open = Vec::new();
+        for record in self.status.launches.clone() {
+            if !self.terminate_launch(&record, &members).await? {
+                open.push(record);
+            }
+        }
+        if !open.is_empty() {
+            if open != self.status.launches {
+                self.status.launches = open;
+                self.write().await?;
+            }
+            return Ok(Action::requeue(self.ctx.settings.poll_min));
+        }
+        finalizer::remove(&self.api, &self.set, FINALIZER).await?;
+        Ok(Action::await_change())
+    }
+
+    /// Terminates what `record` launched that no child holds; whether it is settled.
+    async fn terminate_launch(
+        &mut self,
+        record: &LaunchRecord,
+        members: &[Member],
+    ) -> Result<bool, Error> {
+        let Some(cloud) = self.cloud().await? else {
+            return Ok(false);
+        };
+        let orphans = match record.phase {
+            LaunchPhase::Issued => {
+                let ids: Vec<String> = record
+                    .instance_ids
+                    .iter()
+                    .filter(|id| {
+                        !members
+                            .iter()
+                            .any(|m| m.instance_id.as_deref() == Some(id.as_str()))
+                    })
+                    .cloned()
+                    .collect();
+                if ids.is_empty() {
+                    return Ok(true);
+                }
+                cloud.describe_instances(&ids).await
+            }
+            LaunchPhase::Pending => {
+                cloud
+                    .find_instances_by_tag(TAG_LAUNCH, &record.client_token)
+                    .await
+            }
+        };
+        let orphans = match orphans {
+            Ok(found) => found,
+            Err(error) => {
+                warn!(error = %error, "finding the instances of a launch");
+                return Ok(false);
+            }
+        };
+        if orphans.is_empty() {
+            // A Pending launch may show up by tag late.
+            let age = self.ctx.clock.now().duration_since(record.created.0);
+            let grace = SignedDuration::try_from(self.ctx.settings.tag_grace)
+                .unwrap_or(SignedDuration::MAX);
+            return Ok(record.phase == LaunchPhase::Issued || age >= grace);
+        }
+        let live: Vec<_> = orphans
+            .into_iter()
+            .filter(|i| i.instance_state != "TERMINATING")
+            .collect();
+        if live.is_empty() {
+            return Ok(record.phase == LaunchPhase::Issued);
+        }
+        if let Err(error) = cloud.terminate_instances(&live).await {
+            warn!(error = %error, "terminating the instances of a launch");
+        }
+        Ok(false)
+    }
+}
+
+/// Per offering in use or marked: machines, Ready ones, and the mark while it lasts.
+fn offering_rows(
+    marks: &[OfferingStatus],
+    members: &[Member],
+    now: Timestamp,
+) -> Vec<OfferingStatus> {
+    let mut rows: Vec<OfferingStatus> = marks
+        .iter()
+        .filter(|m| m.unavailable_until.as_ref().is_some_and(|t| t.0 > now))
+        .map(|m| OfferingStatus {
+            replicas: 0,
+            ready: 0,
+            ..m.clone()
+        })
+        .collect();
+    for m in members.iter().filter(|m| !m.deleting) {
+        let row = match rows.iter_mut().find(|r| {
+            r.zone == m.zone && r.instance_type == m.instance_type && r.billing == m.billing
+        }) {
+            Some(row) => row,
+            None => {
+                rows.push(OfferingStatus {
+                    zone: m.zone.clone(),
+                    instance_type: m.instance_type.clone(),
+                    billing: m.billing,
+                    replicas: 0,
+                    ready: 0,
+                    unavailable_until: None,
+                    last_error: None,
+                });
+                rows.last_mut().expect("just pushed")
+            }
+        };
+        row.replicas += 1;
+        row.ready += i32::from(m.ready);
+    }
+    rows.sort_by(|a, b| {
+        (&a.zone, &a.instance_type, format!("{:?}", a.billing)).cmp(&(
+            &b.zone,
+            &b.instance_type,
+            format!("{:?}", b.billing),
+        ))
+    });
+    rows
+}
+
+fn earliest_mark(offerings: &[OfferingStatus], now: Timestamp) -> Option<Duration> {
+    offerings
+        .iter()
+        .filter_map(|o| o.unavailable_until.as_ref())
+        .filter(|t| t.0 > now)
+        .map(|t| Duration::try_from(t.0.duration_since(now)).unwrap_or_default())
+        .min()
+}
+
+/// `30s`, `5m`, `1h` (admission checked the form).
+pub fn parse_after(text: &str) -> SignedDuration {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().unwrap_or(0);
+    match unit {
+        "h" => SignedDuration::from_hours(n),
+        "m" => SignedDuration::from_mins(n),
+        _ => SignedDuration::from_secs(n),
+    }
+}

@@ -1,0 +1,401 @@
+//! CvmInstanceSet end to end: the example set of 3 is one RunInstances call and 3 adopted,
+//! owned children; `kubectl scale` grows it by one batch and shrinks it with batched
+//! terminations; an HPA can target it and read its scale; a child deleted by hand, or whose
+//! machine was reclaimed, is replaced; deleting the set terminates every machine (garbage
+//! collection of the children).
+//! A sold-out offering sends the launch to the next one in the same pass; no spot at all
+//! falls back to pay-as-you-go, and back to spot, surge first, when spot returns.
+
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::DeleteParams;
+
+use crate::env::{Operator, REPO, SECRET_ID, TestEnv, kubectl_ok};
+use crate::support::wait_for;
+use cvm_operator::api::{CvmInstance, CvmInstanceSet};
+
+const SET: &str = "workers";
+const LABEL: &str = "cvm-operator.io/instance-set=workers";
+
+fn example() -> String {
+    std::fs::read_to_string(format!("{REPO}/examples/instance-set.yaml")).unwrap()
+}
+
+async fn children(env: &TestEnv) -> Vec<CvmInstance> {
+    let api: Api<CvmInstance> = Api::namespaced(env.client.clone(), &env.namespace);
+    api.list(&kube::api::ListParams::default().labels(LABEL))
+        .await
+        .unwrap()
+        .items
+}
+
+/// Waits until the set is Ready with `n` Ready children and no launch in flight.
+async fn ready_with(env: &TestEnv, n: i32) -> CvmInstanceSet {
+    let sets: Api<CvmInstanceSet> = Api::namespaced(env.client.clone(), &env.namespace);
+    wait_for(
+        &format!("{SET} Ready with {n}"),
+        Duration::from_secs(90),
+        || async {
+            let set = sets.get(SET).await.ok()?;
+            let status = set.status.as_ref()?;
+            let ready = status.condition("Ready")?.status == "True";
+            let settled = status.observed_generation == set.metadata.generation;
+            (ready && settled && status.ready_replicas == n && status.replicas == n).then_some(set)
+        },
+    )
+    .await
+}
+
+/// Instances of the sim that are not terminated (or on their way).
+async fn running(env: &TestEnv) -> usize {
+    env.sim
+        .instances()
+        .await
+        .iter()
+        .filter(|i| !matches!(i.instance_state.as_str(), "TERMINATING" | "TERMINATED"))
+        .count()
+}
+
+fn scale(env: &TestEnv, replicas: u32) {
+    kubectl_ok(env.kubectl().args([
+        "scale",
+        &format!("cvmset/{SET}"),
+        &format!("--replicas={replicas}"),
+    ]));
+}
+
+#[tokio::test]
+async fn a_set_scales_in_batches_is_driven_by_scale_and_cleans_up_after_itself() {
+    let env = TestEnv::start("set").await;
+    env.apply_yaml_ok(&example());
+
+    // Three machines, one call; each child adopts its machine and is owned by the set.
+    let set = ready_with(&env, 3).await;
+    assert_eq!(env.sim.calls("RunInstances").await, 1, "one batch of 3");
+    assert_eq!(running(&env).await, 3);
+    let kids = children(&env).await;
+    assert_eq!(kids.len(), 3);
+    let uid = set.metadata.uid.clone().unwrap();
+    for kid in &kids {
+        let owner = &kid.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.uid, uid);
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(owner.block_owner_deletion, Some(true));
+        let id = kid.spec.instance_id.as_deref().unwrap();
+        assert_eq!(
+            kid.metadata.name.as_deref().unwrap(),
+            format!("{SET}-{}", &id[4..])
+        );
+    }
+    let status = set.status.unwrap();
+    assert_eq!(status.spot_replicas, 3);
+    assert_eq!(status.selector.as_deref(), Some(LABEL));
+    assert!(status.launches.is_empty(), "{:?}", status.launches);
+    // No claim per child: the set's tag made them its own.
+    assert_eq!(env.sim.calls("ModifyResourceTags").await, 0);
+    assert_eq!(env.sim.calls("TagResources").await, 0);
+
+    // kubectl scale: one more batch, of 2.
+    scale(&env, 5);
+    ready_with(&env, 5).await;
+    assert_eq!(env.sim.calls("RunInstances").await, 2);
+    assert_eq!(running(&env).await, 5);
+
+    // Down to 1: children deleted, their machines terminated in batches.
+    scale(&env, 1);
+    ready_with(&env, 1).await;
+    wait_for("4 machines terminated", Duration::from_secs(60), || async {
+        (running(&env).await == 1).then_some(())
+    })
+    .await;
+    wait_for("4 children gone", Duration::from_secs(60), || async {
+        (children(&env).await.len() == 1).then_some(())
+    })
+    .await;
+    let terminations = env.sim.calls("TerminateInstances").await;
+    assert!(
+        (1..=2).contains(&terminations),
+        "4 terminations in {terminations} calls"
+    );
+
+    // An HPA may target the set; the scale subresource reads back with the selector.
+    env.apply_yaml_ok(&format!(
+        r#"apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {SET}
+spec:
+  scaleTargetRef: {{apiVersion: cvm-operator.io/v1alpha1, kind: CvmInstanceSet, name: {SET}}}
+  minReplicas: 1
+  maxReplicas: 10
+  metrics:
+    - type: External
+      external:
+        metric: {{name: queue_depth}}
+        target: {{type: AverageValue, averageValue: "30"}}
+"#
+    ));
+    let raw = kubectl_ok(env.kubectl().args([
+        "get",
+        "--raw",
+        &format!(
+            "/apis/cvm-operator.io/v1alpha1/namespaces/{}/cvminstancesets/{SET}/scale",
+            env.namespace
+        ),
+    ]));
+    let scale_json: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(scale_json["kind"], "Scale");
+    assert_eq!(scale_json["spec"]["replicas"], 1);
+    assert_eq!(scale_json["status"]["replicas"], 1);
+    assert_eq!(scale_json["status"]["selector"], LABEL);
+
+    // A child deleted by hand: its machine terminated, a new one launched in its place.
+    let lost = children(&env).await[0].metadata.name.clone().unwrap();
+    let api: Api<CvmInstance> = Api::namespaced(env.client.clone(), &env.namespace);
+    api.delete(&lost, &DeleteParams::default()).await.unwrap();
+    wait_for("a replacement child", Duration::from_secs(90), || async {
+        let kids = children(&env).await;
+        let replaced = kids.len() == 1 && kids[0].metadata.name.as_deref() != Some(&lost);
+        replaced.then_some(())
+    })
+    .await;
+    ready_with(&env, 1).await;
+    assert_eq!(env.sim.calls("RunInstances").await, 3);
+
+    // A machine reclaimed (spot) or terminated outside: its child cannot launch another,
+    // so the set replaces the child.
+    let reclaimed = children(&env).await[0].clone();
+    let id = reclaimed.spec.instance_id.clone().unwrap();
+    env.sim.admin.reclaim(&id).await.unwrap();
+    wait_for(
+        "the reclaimed machine replaced",
+        Duration::from_secs(90),
+        || async {
+            let kids = children(&env).await;
+            let replaced = kids.len() == 1 && kids[0].metadata.name != reclaimed.metadata.name;
+            replaced.then_some(())
+        },
+    )
+    .await;
+    ready_with(&env, 1).await;
+    assert_eq!(env.sim.calls("RunInstances").await, 4);
+
+    // Deleting the set: every child goes (garbage collection), every machine terminated.
+    let sets: Api<CvmInstanceSet> = Api::namespaced(env.client.clone(), &env.namespace);
+    sets.delete(SET, &DeleteParams::default()).await.unwrap();
+    wait_for(
+        "the set and its children gone",
+        Duration::from_secs(90),
+        || async {
+            let gone = sets.get_opt(SET).await.ok()?.is_none() && children(&env).await.is_empty();
+            gone.then_some(())
+        },
+    )
+    .await;
+    assert_eq!(running(&env).await, 0, "no machine left running");
+}
+
+async fn set_status(env: &TestEnv) -> cvm_operator::api::CvmInstanceSetStatus {
+    let sets: Api<CvmInstanceSet> = Api::namespaced(env.client.clone(), &env.namespace);
+    sets.get(SET).await.unwrap().status.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_sold_out_offering_sends_the_launch_to_the_next_one_in_the_same_pass() {
+    let env = TestEnv::start("set-soldout").await;
+    // The first offering of the example (spot SA2.MEDIUM4 in ap-guangzhou-3) has no stock.
+    env.sim
+        .admin
+        .set_capacity("ap-guangzhou-3", "SA2.MEDIUM4", Some(0))
+        .await
+        .unwrap();
+    env.apply_yaml_ok(&example());
+    ready_with(&env, 3).await;
+    for kid in children(&env).await {
+        assert_eq!(
+            kid.spec.zone, "ap-guangzhou-4",
+            "the next offering: the next subnet"
+        );
+        assert_eq!(kid.spec.instance_type, "SA2.MEDIUM4");
+    }
+    // One refused call, one that launched all three.
+    let outcomes = env.sim.outcomes("RunInstances").await;
+    assert_eq!(outcomes.get("Success"), Some(&1), "{outcomes:?}");
+    assert_eq!(outcomes.values().sum::<u64>(), 2, "{outcomes:?}");
+    let status = set_status(&env).await;
+    let sold_out = status
+        .offerings
+        .iter()
+        .find(|o| o.zone == "ap-guangzhou-3" && o.instance_type == "SA2.MEDIUM4")
+        .expect("the sold-out offering is shown");
+    assert!(sold_out.unavailable_until.is_some(), "{sold_out:?}");
+    assert!(
+        sold_out
+            .last_error
+            .as_deref()
+            .is_some_and(|code| code.contains("Insufficient")),
+        "{sold_out:?}"
+    );
+    let used = status
+        .offerings
+        .iter()
+        .find(|o| o.zone == "ap-guangzhou-4")
+        .expect("the offering in use is shown");
+    assert_eq!((used.replicas, used.ready), (3, 3));
+    assert!(env.event_reasons().contains("OfferingUnavailable"));
+}
+
+#[tokio::test]
+async fn without_spot_the_set_falls_back_to_pay_as_you_go_and_returns_to_spot_surge_first() {
+    let env = TestEnv::start("set-fallback").await;
+    env.sim
+        .admin
+        .set_quota(SECRET_ID, None, Some(0))
+        .await
+        .unwrap();
+    let quick = example()
+        .replace(
+            "unavailableOfferingSeconds: 180",
+            "unavailableOfferingSeconds: 2",
+        )
+        .replace("after: 5m", "after: 1s");
+    env.apply_yaml_ok(&quick);
+
+    // No spot anywhere: pay-as-you-go in its place, labelled, and the set says so.
+    ready_with(&env, 3).await;
+    let status = set_status(&env).await;
+    assert_eq!(
+        (
+            status.fallback_replicas,
+            status.on_demand_replicas,
+            status.spot_replicas
+        ),
+        (3, 3, 0)
+    );
+    let degraded = status.condition("CapacityDegraded").unwrap();
+    assert_eq!(degraded.status, "True");
+    for kid in children(&env).await {
+        assert_eq!(
+            kid.spec.billing.mode,
+            cvm_operator::api::BillingMode::PayAsYouGo
+        );
+        assert_eq!(
+            kid.metadata.labels.as_ref().unwrap()["cvm-operator.io/fallback"],
+            "true"
+        );
+    }
+    assert!(env.event_reasons().contains("SpotFallback"));
+
+    // Spot is back: spot replacements first, the fallback machines only once they are
+    // Ready; never fewer than 3 Ready on the way.
+    env.sim
+        .admin
+        .set_quota(SECRET_ID, None, Some(100))
+        .await
+        .unwrap();
+    wait_for("back on spot", Duration::from_secs(90), || async {
+        let status = set_status(&env).await;
+        assert!(
+            status.ready_replicas >= 3,
+            "fewer than 3 Ready while reverting: {status:?}"
+        );
+        assert!(
+            running(&env).await >= 3,
+            "fewer than 3 machines while reverting"
+        );
+        let back = status.spot_replicas == 3
+            && status.fallback_replicas == 0
+            && status.replicas == 3
+            && status.ready_replicas == 3;
+        back.then_some(())
+    })
+    .await;
+    let status = set_status(&env).await;
+    assert_eq!(
+        status.condition("CapacityDegraded").unwrap().status,
+        "False"
+    );
+    assert!(env.event_reasons().contains("RevertedToSpot"));
+    wait_for(
+        "the fallback machines terminated",
+        Duration::from_secs(60),
+        || async { (running(&env).await == 3).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_sets_are_refused_at_admission_naming_the_field() {
+    let env = TestEnv::without_operator("set-invalid", crate::env::sim_config(), false).await;
+    let rows = [
+        (
+            "      instanceId: ins-abcd1234\n      region: ap-guangzhou",
+            "spec.template.spec.instanceId",
+        ),
+        ("    maxPerCall: 100", "spec.launch.maxPerCall"),
+        ("  replicas: 3", "spec.replicas"),
+    ];
+    let broken = [
+        example().replace("      region: ap-guangzhou", rows[0].0),
+        example().replace(rows[1].0, "    maxPerCall: 101"),
+        example().replace(rows[2].0, "  replicas: -1"),
+    ];
+    for (yaml, (_, field)) in broken.iter().zip(rows) {
+        let out = env.apply_yaml(yaml);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{field} accepted");
+        assert!(stderr.contains(field), "{field} not named: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn an_operator_killed_during_a_batch_ends_with_exactly_the_replicas_and_no_leak() {
+    let env = TestEnv::start("set-kill").await;
+    // The first batch is launched at once but its answer takes 4 s: the operator is killed
+    // inside that window, with the launch recorded and its IDs not.
+    env.sim.delay_next_answer("RunInstances", 4000).await;
+    let thirty = example()
+        .replace("  replicas: 3", "  replicas: 30")
+        .replace("maxPerCall: 100", "maxPerCall: 10");
+    env.apply_yaml_ok(&thirty);
+    wait_for(
+        "the first batch launched",
+        Duration::from_secs(30),
+        || async { (env.sim.instances().await.len() == 10).then_some(()) },
+    )
+    .await;
+    env.operator.as_ref().unwrap().kill();
+    let status = set_status(&env).await;
+    assert!(
+        status
+            .launches
+            .iter()
+            .any(|l| l.phase == cvm_operator::api::LaunchPhase::Pending),
+        "the kill must land with the launch recorded and unanswered: {:?}",
+        status.launches
+    );
+
+    let restarted = Operator::start_named(
+        &env.dir,
+        "operator-restarted",
+        &env.sim.endpoint,
+        &env.namespace,
+        false,
+        &[],
+    );
+    ready_with(&env, 30).await;
+    let instances = env.sim.instances().await;
+    assert_eq!(
+        instances.len(),
+        30,
+        "exactly the replicas, nothing launched twice"
+    );
+    let tokens: std::collections::BTreeSet<_> = instances
+        .iter()
+        .filter_map(|i| i.client_token.clone())
+        .collect();
+    assert_eq!(tokens.len(), 3, "three batches of ten: {tokens:?}");
+    assert_eq!(children(&env).await.len(), 30);
+    drop(restarted);
+}

@@ -1,0 +1,174 @@
+//! Every crash point of a set's batch launch: the operator dies at each effect (the launch
+//! record, RunInstances, the IDs recorded, each child created, each child's own writes),
+//! once before it is sent and once after it took effect but before the answer arrived; a
+//! fresh process takes over. Whatever the point, the cloud ends with exactly the requested
+//! machines launched (no second batch, no leak) and a Ready set of adopted children.
+
+use std::sync::Arc;
+
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde_json::json;
+
+use cvm_operator::api::{CvmInstanceSet, LaunchPhase};
+use cvm_operator::controller;
+use cvm_operator::set::reconcile;
+
+use crate::crash::{CrashSwitch, When};
+use crate::driver::{Crashed, Process, STEP, World, is_ready, machine_spec};
+use crate::fake_cloud::Timing;
+
+const SET: &str = "workers";
+const REPLICAS: i32 = 3;
+/// Passes (the set, then each child) a launch may take before the test gives up.
+const MAX_PASSES: usize = 60;
+
+async fn world() -> (World, Api<CvmInstanceSet>) {
+    let world = World::bare("set-crash", Timing::default()).await;
+    let sets: Api<CvmInstanceSet> =
+        Api::namespaced(world.api.clone().into_client(), namespace(&world));
+    let set: CvmInstanceSet = serde_json::from_value(json!({
+        "apiVersion": "cvm-operator.io/v1alpha1",
+        "kind": "CvmInstanceSet",
+        "metadata": {"name": SET},
+        "spec": {
+            "replicas": REPLICAS,
+            "template": {"spec": machine_spec()}
+        }
+    }))
+    .expect("a valid CvmInstanceSet");
+    sets.create(&PostParams::default(), &set)
+        .await
+        .expect("create the set");
+    (world, sets)
+}
+
+fn namespace(world: &World) -> &str {
+    world.api.namespace().expect("a namespaced Api")
+}
+
+/// One pass: the set, then every child, as the API server has them now.
+async fn pass(world: &World, process: &Process, sets: &Api<CvmInstanceSet>) -> Result<(), Crashed> {
+    let ctx = process.context();
+    if let Some(set) = sets.get_opt(SET).await.expect("read the set") {
+        let result = reconcile::reconcile(Arc::new(set), ctx.clone()).await;
+        if process.crashed() {
+            return Err(Crashed);
+        }
+        result.unwrap_or_else(|e| panic!("set reconcile failed without a crash: {e}"));
+    }
+    let children = world
+        .api
+        .list(&ListParams::default())
+        .await
+        .expect("list the children")
+        .items;
+    for child in children {
+        let result = controller::reconcile(Arc::new(child), ctx.clone()).await;
+        if process.crashed() {
+            return Err(Crashed);
+        }
+        result.unwrap_or_else(|e| panic!("child reconcile failed without a crash: {e}"));
+    }
+    Ok(())
+}
+
+async fn complete(world: &World, sets: &Api<CvmInstanceSet>) -> bool {
+    let Some(set) = sets.get_opt(SET).await.expect("read the set") else {
+        return false;
+    };
+    let Some(status) = set.status.as_ref() else {
+        return false;
+    };
+    let children = world.api.list(&ListParams::default()).await.unwrap().items;
+    status
+        .condition("Ready")
+        .is_some_and(|c| c.status == "True")
+        && status.observed_generation == set.metadata.generation
+        && status.launches.is_empty()
+        && children.len() == REPLICAS as usize
+        && children.iter().all(is_ready)
+}
+
+async fn until_complete(
+    world: &World,
+    process: &Process,
+    sets: &Api<CvmInstanceSet>,
+) -> Result<(), Crashed> {
+    for _ in 0..MAX_PASSES {
+        if complete(world, sets).await {
+            return Ok(());
+        }
+        pass(world, process, sets).await?;
+        world.clock.advance(STEP);
+    }
+    let set = sets.get_opt(SET).await.unwrap();
+    panic!(
+        "the set never completed: status {:?}; cloud calls {:?}",
+        set.and_then(|s| s.status),
+        world.cloud.calls()
+    );
+}
+
+/// A set of 3 launched by a process that crashes at `crash` (if it comes), then finished by a
+/// fresh one; how many effects the first one made.
+async fn launch_with_crash(crash: Option<(usize, When)>) -> usize {
+    let (world, sets) = world().await;
+    let first = world
+        .process(match crash {
+            Some((n, when)) => CrashSwitch::at(n, when),
+            None => CrashSwitch::never(),
+        })
+        .await;
+    let effects = match until_complete(&world, &first, &sets).await {
+        Ok(()) => {
+            if crash.is_none() {
+                eprintln!("the effects of a clean launch: {:?}", first.effect_log());
+            }
+            first.effects()
+        }
+        Err(Crashed) => {
+            let fresh = world.process(CrashSwitch::never()).await;
+            until_complete(&world, &fresh, &sets)
+                .await
+                .unwrap_or_else(|_| panic!("the fresh process crashed"));
+            first.effects()
+        }
+    };
+    assert_eq!(
+        world.cloud.launched(),
+        REPLICAS as u64,
+        "{crash:?}: exactly the requested machines ever launched"
+    );
+    assert_eq!(
+        world.cloud.live().len(),
+        REPLICAS as usize,
+        "{crash:?}: no leak"
+    );
+    let status = sets.get(SET).await.unwrap().status.unwrap();
+    assert!(
+        status
+            .launches
+            .iter()
+            .all(|l| l.phase != LaunchPhase::Pending),
+        "{crash:?}"
+    );
+    effects
+}
+
+#[tokio::test]
+async fn every_crash_point_of_a_batch_launch_ends_with_exactly_the_replicas() {
+    let total = launch_with_crash(None).await;
+    for n in 1..=total {
+        for when in [When::Before, When::After] {
+            let made = launch_with_crash(Some((n, when))).await;
+            assert!(made >= n, "crash point {n} {when:?} was never reached");
+        }
+    }
+    eprintln!(
+        "crash points covered: {total} effects x before/after = {}",
+        total * 2
+    );
+    // The record, RunInstances, the IDs, three children, and each child's own writes.
+    assert!(total >= 6, "a clean launch made only {total} effects");
+}
