@@ -14,6 +14,7 @@ use kube::api::DeleteParams;
 use crate::env::{Operator, REPO, SECRET_ID, TestEnv, kubectl_ok};
 use crate::support::wait_for;
 use cvm_operator::api::{CvmInstance, CvmInstanceSet};
+use cvm_sim::faults::FaultSpec;
 
 const SET: &str = "workers";
 const LABEL: &str = "cvm-operator.io/instance-set=workers";
@@ -201,10 +202,22 @@ async fn set_status(env: &TestEnv) -> cvm_operator::api::CvmInstanceSetStatus {
     sets.get(SET).await.unwrap().status.unwrap_or_default()
 }
 
+/// Every child of the example set runs in the next offering after the sold-out first one.
+async fn assert_all_in_the_next_offering(env: &TestEnv) {
+    for kid in children(env).await {
+        assert_eq!(
+            kid.spec.zone, "ap-guangzhou-4",
+            "the next offering: the next subnet"
+        );
+        assert_eq!(kid.spec.instance_type, "SA2.MEDIUM4");
+    }
+}
+
 #[tokio::test]
-async fn a_sold_out_offering_sends_the_launch_to_the_next_one_in_the_same_pass() {
-    let env = TestEnv::start("set-soldout").await;
-    // The first offering of the example (spot SA2.MEDIUM4 in ap-guangzhou-3) has no stock.
+async fn a_sold_out_offering_in_the_stock_data_is_never_tried() {
+    let env = TestEnv::start("set-stock").await;
+    // The first offering of the example (spot SA2.MEDIUM4 in ap-guangzhou-3) has no stock,
+    // and DescribeZoneInstanceConfigInfos says so (WithoutStock).
     env.sim
         .admin
         .set_capacity("ap-guangzhou-3", "SA2.MEDIUM4", Some(0))
@@ -212,13 +225,44 @@ async fn a_sold_out_offering_sends_the_launch_to_the_next_one_in_the_same_pass()
         .unwrap();
     env.apply_yaml_ok(&example());
     ready_with(&env, 3).await;
-    for kid in children(&env).await {
-        assert_eq!(
-            kid.spec.zone, "ap-guangzhou-4",
-            "the next offering: the next subnet"
-        );
-        assert_eq!(kid.spec.instance_type, "SA2.MEDIUM4");
-    }
+    assert_all_in_the_next_offering(&env).await;
+    let outcomes = env.sim.outcomes("RunInstances").await;
+    assert_eq!(outcomes.get("Success"), Some(&1), "{outcomes:?}");
+    assert_eq!(
+        outcomes.values().sum::<u64>(),
+        1,
+        "no call refused: {outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_sold_out_offering_sends_the_launch_to_the_next_one_in_the_same_pass() {
+    let env = TestEnv::start("set-soldout").await;
+    // The first offering of the example (spot SA2.MEDIUM4 in ap-guangzhou-3) has no stock,
+    // and the stock data cannot tell (DescribeZoneInstanceConfigInfos fails, as stale data
+    // would): RunInstances' refusal is what moves the launch on.
+    env.sim
+        .admin
+        .set_capacity("ap-guangzhou-3", "SA2.MEDIUM4", Some(0))
+        .await
+        .unwrap();
+    env.sim
+        .admin
+        .add_fault(&FaultSpec {
+            action: Some("DescribeZoneInstanceConfigInfos".to_string()),
+            code: Some("InternalError".to_string()),
+            message: Some("injected".to_string()),
+            rate: 1.0,
+            count: None,
+            latency_ms: None,
+            drop_connection: false,
+            response_delay_ms: None,
+        })
+        .await
+        .unwrap();
+    env.apply_yaml_ok(&example());
+    ready_with(&env, 3).await;
+    assert_all_in_the_next_offering(&env).await;
     // One refused call, one that launched all three.
     let outcomes = env.sim.outcomes("RunInstances").await;
     assert_eq!(outcomes.get("Success"), Some(&1), "{outcomes:?}");
