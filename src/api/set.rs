@@ -49,6 +49,7 @@ pub const TAG_LAUNCH: &str = "cvm-operator.io/launch";
     type_ = "integer",
     json_path = ".status.onDemandReplicas"
 ))]
+#[kube(printcolumn(name = "Price/h", type_ = "string", json_path = ".status.hourlyPrice"))]
 #[kube(printcolumn(
     name = "Age",
     type_ = "date",
@@ -279,6 +280,11 @@ pub struct CvmInstanceSetStatus {
     /// Pay-as-you-go instances launched because spot had no capacity.
     #[serde(default)]
     pub fallback_replicas: i32,
+    /// What the set's machines cost per hour together: the sum of its children's
+    /// `hourlyPrice` (DescribeZoneInstanceConfigInfos' discounted prices). Absent while no
+    /// child has a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly_price: Option<String>,
     /// Per offering: instances, Ready ones, and why it is skipped until when.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub offerings: Vec<OfferingStatus>,
@@ -307,6 +313,9 @@ pub struct OfferingStatus {
     pub replicas: i32,
     #[serde(default)]
     pub ready: i32,
+    /// What its machines cost per hour together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly_price: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable_until: Option<Time>,
     /// The Tencent Cloud error code that made it unavailable.

@@ -13,6 +13,7 @@ use crate::api::{
     CvmInstance, CvmInstanceSet, DELETE_PRIORITY, DeletionPolicy, FALLBACK_LABEL, LaunchOffering,
     SET_LABEL,
 };
+use crate::controller::price::parse_price;
 
 /// `<set>-<the ID without "ins-">`: derived from the instance alone, so creating a child
 /// twice (a replay, a crash between creations) finds the first one, whatever order the
@@ -123,7 +124,12 @@ pub fn member(child: &CvmInstance) -> Member {
             .creation_timestamp
             .as_ref()
             .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-        hourly_price: None,
+        hourly_price: parse_price(
+            child
+                .status
+                .as_ref()
+                .and_then(|s| s.hourly_price.as_deref()),
+        ),
     }
 }
 

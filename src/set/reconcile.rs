@@ -31,6 +31,7 @@ use crate::cloud::Cloud;
 use crate::controller::conditions::{Health, reason_from_code, transition_time};
 use crate::controller::credentials::resolve_credentials;
 use crate::controller::events::EventType;
+use crate::controller::price::format_price;
 use crate::controller::{Context, Error, finalizer};
 use tencent_cloud::error::CloudError;
 
@@ -640,6 +641,7 @@ impl Run<'_> {
                         billing,
                         replicas: 0,
                         ready: 0,
+                        hourly_price: None,
                         unavailable_until: None,
                         last_error: None,
                     });
@@ -695,6 +697,7 @@ impl Run<'_> {
         self.status.on_demand_replicas = c.on_demand + c.fallback;
         self.status.fallback_replicas = c.fallback;
         self.status.offerings = offering_rows(&self.status.offerings, members, now);
+        self.status.hourly_price = total_price(members.iter().filter(|m| !m.deleting));
         let complete =
             c.live == spec.replicas && c.ready == spec.replicas && self.status.launches.is_empty();
         let marked = self
@@ -853,6 +856,13 @@ impl Run<'_> {
     }
 }
 
+/// The hourly price of `members` together, formatted like an instance's; `None` when none
+/// of them has a price (prices unknown), so an absent price never reads as free.
+fn total_price<'a>(members: impl Iterator<Item = &'a Member>) -> Option<String> {
+    let prices: Vec<f64> = members.filter_map(|m| m.hourly_price).collect();
+    (!prices.is_empty()).then(|| format_price(prices.iter().sum()))
+}
+
 /// Per offering in use or marked: machines, Ready ones, and the mark while it lasts.
 fn offering_rows(
     marks: &[OfferingStatus],
@@ -865,6 +875,7 @@ fn offering_rows(
         .map(|m| OfferingStatus {
             replicas: 0,
             ready: 0,
+            hourly_price: None,
             ..m.clone()
         })
         .collect();
@@ -880,6 +891,7 @@ fn offering_rows(
                     billing: m.billing,
                     replicas: 0,
                     ready: 0,
+                    hourly_price: None,
                     unavailable_until: None,
                     last_error: None,
                 });
@@ -888,6 +900,14 @@ fn offering_rows(
         };
         row.replicas += 1;
         row.ready += i32::from(m.ready);
+    }
+    for row in &mut rows {
+        row.hourly_price = total_price(members.iter().filter(|m| {
+            !m.deleting
+                && m.zone == row.zone
+                && m.instance_type == row.instance_type
+                && m.billing == row.billing
+        }));
     }
     rows.sort_by(|a, b| {
         (&a.zone, &a.instance_type, format!("{:?}", a.billing)).cmp(&(

@@ -93,6 +93,32 @@ async fn a_set_scales_in_batches_is_driven_by_scale_and_cleans_up_after_itself()
     assert_eq!(status.spot_replicas, 3);
     assert_eq!(status.selector.as_deref(), Some(LABEL));
     assert!(status.launches.is_empty(), "{:?}", status.launches);
+    // What the set costs: its children's prices together (3 spot SA2.MEDIUM4 at the
+    // simulator's 0.04 an hour), also in `kubectl get cvmset`.
+    wait_for(
+        "the set's hourly price",
+        Duration::from_secs(30),
+        || async {
+            let prices: Vec<f64> = children(&env)
+                .await
+                .iter()
+                .filter_map(|kid| kid.status.as_ref()?.hourly_price.as_deref()?.parse().ok())
+                .collect();
+            let total = format!("{:.4}", prices.iter().sum::<f64>());
+            let shown = set_status(&env).await.hourly_price;
+            (prices.len() == 3 && shown.as_deref() == Some(total.as_str())).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        set_status(&env).await.hourly_price.as_deref(),
+        Some("0.1200")
+    );
+    let table = kubectl_ok(env.kubectl().args(["get", "cvmset", SET]));
+    assert!(
+        table.contains("PRICE/H") && table.contains("0.1200"),
+        "{table}"
+    );
     // No claim per child: the set's tag made them its own.
     assert_eq!(env.sim.calls("ModifyResourceTags").await, 0);
     assert_eq!(env.sim.calls("TagResources").await, 0);
