@@ -74,6 +74,10 @@ struct RunArgs {
     /// it is taken as never sent and made again. Keep it well above the API client's timeout.
     #[arg(long, default_value_t = 120.0)]
     operation_settle_seconds: f64,
+    /// Seconds stock and prices (DescribeZoneInstanceConfigInfos) are reused before they are
+    /// asked for again; one call per charge type per (credentials, region) each period.
+    #[arg(long, default_value_t = 300.0)]
+    offerings_seconds: f64,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "CVM_OPERATOR_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
@@ -193,6 +197,7 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
         poll_max: secs(args.poll_max_seconds),
         tag_grace: secs(args.tag_grace_seconds),
         operation_settle: secs(args.operation_settle_seconds),
+        offerings_period: secs(args.offerings_seconds),
         default_credentials,
         ..Settings::default()
     };
