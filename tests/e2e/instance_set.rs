@@ -228,6 +228,15 @@ async fn set_status(env: &TestEnv) -> cvm_operator::api::CvmInstanceSetStatus {
     sets.get(SET).await.unwrap().status.unwrap_or_default()
 }
 
+/// The first offering of the example (spot SA2.MEDIUM4 in ap-guangzhou-3) has no stock.
+async fn sell_out_first_offering(env: &TestEnv) {
+    env.sim
+        .admin
+        .set_capacity("ap-guangzhou-3", "SA2.MEDIUM4", Some(0))
+        .await
+        .unwrap();
+}
+
 /// Every child of the example set runs in the next offering after the sold-out first one.
 async fn assert_all_in_the_next_offering(env: &TestEnv) {
     for kid in children(env).await {
@@ -242,13 +251,8 @@ async fn assert_all_in_the_next_offering(env: &TestEnv) {
 #[tokio::test]
 async fn a_sold_out_offering_in_the_stock_data_is_never_tried() {
     let env = TestEnv::start("set-stock").await;
-    // The first offering of the example (spot SA2.MEDIUM4 in ap-guangzhou-3) has no stock,
-    // and DescribeZoneInstanceConfigInfos says so (WithoutStock).
-    env.sim
-        .admin
-        .set_capacity("ap-guangzhou-3", "SA2.MEDIUM4", Some(0))
-        .await
-        .unwrap();
+    // DescribeZoneInstanceConfigInfos says the first offering has no stock (WithoutStock).
+    sell_out_first_offering(&env).await;
     env.apply_yaml_ok(&example());
     ready_with(&env, 3).await;
     assert_all_in_the_next_offering(&env).await;
@@ -264,14 +268,10 @@ async fn a_sold_out_offering_in_the_stock_data_is_never_tried() {
 #[tokio::test]
 async fn a_sold_out_offering_sends_the_launch_to_the_next_one_in_the_same_pass() {
     let env = TestEnv::start("set-soldout").await;
-    // The first offering of the example (spot SA2.MEDIUM4 in ap-guangzhou-3) has no stock,
-    // and the stock data cannot tell (DescribeZoneInstanceConfigInfos fails, as stale data
-    // would): RunInstances' refusal is what moves the launch on.
-    env.sim
-        .admin
-        .set_capacity("ap-guangzhou-3", "SA2.MEDIUM4", Some(0))
-        .await
-        .unwrap();
+    // The first offering has no stock and the stock data cannot tell
+    // (DescribeZoneInstanceConfigInfos fails, as stale data would): RunInstances' refusal is
+    // what moves the launch on.
+    sell_out_first_offering(&env).await;
     env.sim
         .admin
         .add_fault(&FaultSpec {
