@@ -13,6 +13,7 @@ use crate::api::{
     CvmInstance, CvmInstanceSet, DELETE_PRIORITY, DeletionPolicy, FALLBACK_LABEL, LaunchOffering,
     SET_LABEL,
 };
+use tencent_cloud::types::Instance;
 
 /// `<set>-<the ID without "ins-">`: derived from the instance alone, so creating a child
 /// twice (a replay, a crash between creations) finds the first one, whatever order the
@@ -58,6 +59,8 @@ pub fn child(
             namespace: set.namespace(),
             labels: Some(labels),
             owner_references: Some(vec![owner_reference(set)]),
+            // Born with the finalizer: its first reconcile has no write to make for it.
+            finalizers: Some(vec![crate::api::FINALIZER.into()]),
             ..ObjectMeta::default()
         },
         spec,
@@ -125,6 +128,21 @@ pub fn member(child: &CvmInstance) -> Member {
             .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
         hourly_price: None,
     }
+}
+
+/// The instances of `members` as TerminateInstances needs them: the ID and the charge
+/// type, which picks the call (one charge type per call).
+pub fn instances_of(members: &[Member]) -> Vec<Instance> {
+    members
+        .iter()
+        .filter_map(|m| {
+            Some(Instance {
+                instance_id: m.instance_id.clone()?,
+                instance_charge_type: Some(m.billing.charge_type().into()),
+                ..Instance::default()
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
