@@ -101,11 +101,12 @@ impl Run<'_> {
             let reverting = self.reverting(&members, &markets);
             let wanted = need(&self.set.spec, &c, reverting);
             if wanted.total() > 0 {
+                let first_new = self.status.next_launch_seq;
                 self.scale_up(wanted, reverting, &markets).await?;
                 // Every launch first, then the children: the last batch boots as early as
                 // the rate limit allows, not after the earlier batches' children are written.
                 for record in self.status.launches.clone() {
-                    if record.phase == LaunchPhase::Issued {
+                    if record.seq >= first_new && record.phase == LaunchPhase::Issued {
                         self.create_children(&record).await?;
                     }
                 }
