@@ -142,7 +142,7 @@ pub fn settings(results: &[RunResult]) -> String {
         let c = &r.cloud;
         let _ = writeln!(
             out,
-            "- N={} {} batching {} billing {}: sim limits Run {}/s, Describe {}/s, Terminate {}/s; pending {} s, public IP +{} s, terminating {} s; resync {} s; operator args: {}; at Ready: peak RSS {:.1} MiB, CPU {:.1} s",
+            "- N={} {} batching {} billing {}: sim limits Run {}/s, Describe {}/s, Terminate {}/s; pending {} s, public IP +{} s, terminating {} s; resync {} s; operator args: {}; at Ready: peak RSS {:.1} MiB, CPU {:.1} s; calls: {} RunInstances and {} DescribeInstances creating, {} TerminateInstances and {} DescribeInstances deleting",
             r.n,
             r.shape,
             r.mode(),
@@ -161,6 +161,10 @@ pub fn settings(results: &[RunResult]) -> String {
             },
             r.at_ready.peak_rss_mib(),
             r.at_ready.cpu.as_secs_f64(),
+            total(&r.create_calls, "RunInstances"),
+            total(&r.create_calls, "DescribeInstances"),
+            total(&r.delete_calls, "TerminateInstances"),
+            total(&r.delete_calls, "DescribeInstances"),
         );
     }
     out

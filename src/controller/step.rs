@@ -250,7 +250,10 @@ pub fn next_step(view: &View<'_>, now: Timestamp, settings: &Settings) -> Step {
         return step;
     }
     let facts = view.facts;
-    if view.stored.instance_id.is_none() && !facts.read_back {
+    // A set's child never launches (it adopts the instance named in its spec, and adopting
+    // twice is harmless), so a lagging cache cannot make it launch twice: no read-back.
+    let launches = view.object.spec.instance_id.is_none() || controlling_set(view.object).is_none();
+    if view.stored.instance_id.is_none() && !facts.read_back && launches {
         return Step::ReadBack;
     }
     if facts.replaced {
@@ -743,6 +746,14 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
         .collect();
     if !to_terminate.is_empty() {
         match &facts.terminated {
+            // The set that removed it terminates its victims together, 100 to a call: wait
+            // for that rather than trickle out calls of our own; a set that died in between
+            // leaves it to us after the grace.
+            None if left_to_set(view.object, deleted_at, now, settings) => {
+                return Step::Idle {
+                    then: Wait::PollMin,
+                };
+            }
             None => {
                 return Step::Terminate {
                     instances: to_terminate,
@@ -761,6 +772,17 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
             .find(|i| Some(i.instance_id.as_str()) == recorded)
             .map(|i| i.instance_id.clone()),
     }
+}
+
+/// Whether a set's child, deleted less than `set_terminate_grace` ago, leaves terminating its
+/// instance to the set (which deletes its victims, then terminates them all in one go).
+fn left_to_set(
+    object: &CvmInstance,
+    deleted_at: Timestamp,
+    now: Timestamp,
+    settings: &Settings,
+) -> bool {
+    controlling_set(object).is_some() && elapsed(deleted_at, now) < settings.set_terminate_grace
 }
 
 /// A token was persisted but no ID: RunInstances may have succeeded without the operator

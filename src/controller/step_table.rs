@@ -461,6 +461,20 @@ fn adopt_rows() -> Vec<(&'static str, Case, String)> {
             "Describe ins-abcd1234".into(),
         ),
         (
+            "a set's child, nothing recorded in the cache: no read-back (it never launches)",
+            set_child(Case::new().spec(
+                serde_json::json!({"instanceId": "ins-abcd1234", "credentialsSecretRef": null}),
+            )),
+            "Describe ins-abcd1234".into(),
+        ),
+        (
+            "an adopting resource outside a set still reads back first",
+            Case::new().spec(
+                serde_json::json!({"instanceId": "ins-abcd1234", "credentialsSecretRef": {"name": "tc"}}),
+            ),
+            "ReadBack".into(),
+        ),
+        (
             "a set's child, its set's launch: recorded without a claim (no Tag call)",
             set_child(adopting(serde_json::json!({"credentialsSecretRef": null})))
                 .facts(described(launched_by("set-1", "team-a"))),
@@ -790,6 +804,28 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
             recorded("RUNNING")
                 .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
                 .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "RUNNING"))))),
+            "Terminate ins-1".into(),
+        ),
+        (
+            "a set's child just deleted, still running: the set terminates it with the other victims",
+            set_child(recorded("RUNNING"))
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
+                .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "RUNNING"))))),
+            "Idle PollMin".into(),
+        ),
+        (
+            "a set's child the set terminated: followed, never terminated again",
+            set_child(recorded("RUNNING"))
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
+                .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "TERMINATING"))))),
+            "WaitTerminating ins-1 recorded Some(\"ins-1\")".into(),
+        ),
+        (
+            "a set's child still running after the grace (the set died before terminating): terminated",
+            set_child(recorded("RUNNING"))
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
+                .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "RUNNING")))))
+                .now(10),
             "Terminate ins-1".into(),
         ),
         (

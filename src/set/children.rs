@@ -14,6 +14,7 @@ use crate::api::{
     SET_LABEL,
 };
 use crate::controller::price::parse_price;
+use tencent_cloud::types::Instance;
 
 /// `<set>-<the ID without "ins-">`: derived from the instance alone, so creating a child
 /// twice (a replay, a crash between creations) finds the first one, whatever order the
@@ -59,6 +60,8 @@ pub fn child(
             namespace: set.namespace(),
             labels: Some(labels),
             owner_references: Some(vec![owner_reference(set)]),
+            // Born with the finalizer: its first reconcile has no write to make for it.
+            finalizers: Some(vec![crate::api::FINALIZER.into()]),
             ..ObjectMeta::default()
         },
         spec,
@@ -131,6 +134,21 @@ pub fn member(child: &CvmInstance) -> Member {
                 .and_then(|s| s.hourly_price.as_deref()),
         ),
     }
+}
+
+/// The instances of `members` as TerminateInstances needs them: the ID and the charge
+/// type, which picks the call (one charge type per call).
+pub fn instances_of(members: &[Member]) -> Vec<Instance> {
+    members
+        .iter()
+        .filter_map(|m| {
+            Some(Instance {
+                instance_id: m.instance_id.clone()?,
+                instance_charge_type: Some(m.billing.charge_type().into()),
+                ..Instance::default()
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

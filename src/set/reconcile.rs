@@ -17,7 +17,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use super::children::{child, controlling_set, member, selector};
+use super::children::{child, controlling_set, instances_of, member, selector};
 use super::launch::{new_record, request, template_hash};
 use super::plan::{
     self, LaunchFailure, Market, Markets, Member, candidates, census, classify, need, surplus,
@@ -40,6 +40,8 @@ use tencent_cloud::error::CloudError;
 pub const FINALIZER: &str = "cvm-operator.io/settle-launches";
 pub const CAPACITY_DEGRADED: &str = "CapacityDegraded";
 const MANAGER: &str = "cvm-operator";
+/// The API server's finalizer on an object deleted with orphan propagation.
+const ORPHAN: &str = "orphan";
 /// Children created or deleted at once.
 const CHILD_WRITE_CONCURRENCY: usize = 32;
 
@@ -100,7 +102,15 @@ impl Run<'_> {
             let reverting = self.reverting(&members, &markets);
             let wanted = need(&self.set.spec, &c, reverting);
             if wanted.total() > 0 {
+                let first_new = self.status.next_launch_seq;
                 self.scale_up(wanted, reverting, &markets).await?;
+                // Every launch first, then the children: the last batch boots as early as
+                // the rate limit allows, not after the earlier batches' children are written.
+                for record in self.status.launches.clone() {
+                    if record.seq >= first_new && record.phase == LaunchPhase::Issued {
+                        self.create_children(&record).await?;
+                    }
+                }
             }
             let c = census(&members, &self.status.launches);
             let n = surplus(&self.set.spec, &c, reverting);
@@ -117,6 +127,12 @@ impl Run<'_> {
                 for m in members.iter_mut().filter(|m| doomed.contains(&m.name)) {
                     m.deleting = true;
                 }
+                let doomed: Vec<Member> = members
+                    .iter()
+                    .filter(|m| doomed.contains(&m.name))
+                    .cloned()
+                    .collect();
+                self.terminate(&doomed).await?;
             }
         }
         self.report(&members).await
@@ -506,8 +522,9 @@ impl Run<'_> {
         Ok(n)
     }
 
-    /// One launch: the record written first, then RunInstances, then the IDs recorded and
-    /// the children created. `None` when the call failed.
+    /// One launch: the record written first, then RunInstances, then the IDs recorded (the
+    /// caller creates the children once every launch of the pass is sent). `None` when the
+    /// call failed.
     async fn launch(
         &mut self,
         offering: &LaunchOffering,
@@ -547,14 +564,6 @@ impl Run<'_> {
             r.instance_ids = ids;
         }
         self.write().await?;
-        let issued = self
-            .status
-            .launches
-            .iter()
-            .find(|r| r.seq == seq)
-            .cloned()
-            .expect("just recorded");
-        self.create_children(&issued).await?;
         self.event(
             EventType::Normal,
             "LaunchIssued",
@@ -683,6 +692,33 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Terminates the instances of children already deleted (their deletionTimestamp is the
+    /// persisted intent), all in one go: the client sends them 100 to a TerminateInstances
+    /// call per charge type, where each child's finalizer alone would trickle them through
+    /// 50 ms batch windows. The finalizers then find them TERMINATING and only follow them;
+    /// if the operator dies before this call, the finalizers terminate them instead.
+    /// Best effort: a failure leaves the work to the finalizers.
+    async fn terminate(&mut self, deleted: &[Member]) -> Result<(), Error> {
+        let instances = instances_of(deleted);
+        if instances.is_empty() {
+            return Ok(());
+        }
+        let Some(cloud) = self.cloud().await? else {
+            return Ok(());
+        };
+        match cloud.terminate_instances(&instances).await {
+            Ok(()) => info!(
+                count = instances.len(),
+                "terminated the removed children's instances"
+            ),
+            Err(error) if error.is_already_terminated() => {}
+            Err(error) => {
+                warn!(error = %error, "terminating removed children's instances; their finalizers will");
+            }
+        }
+        Ok(())
+    }
+
     async fn report(&mut self, members: &[Member]) -> Result<Action, Error> {
         let c = census(members, &self.status.launches);
         let now = self.ctx.clock.now();
@@ -779,6 +815,15 @@ impl Run<'_> {
             return Ok(Action::await_change());
         }
         let members = self.members().await?;
+        // Unless the set's children are to stay (`--cascade=orphan`), delete them now and
+        // terminate their instances together, rather than wait for the garbage collector
+        // to delete them one by one after the set is gone.
+        if !self.set.finalizers().iter().any(|f| f == ORPHAN) {
+            let remaining: Vec<Member> = members.iter().filter(|m| !m.deleting).cloned().collect();
+            let names: Vec<String> = remaining.iter().map(|m| m.name.clone()).collect();
+            self.remove(&names, false).await?;
+            self.terminate(&remaining).await?;
+        }
         let mut open = Vec::new();
         for record in self.status.launches.clone() {
             if !self.terminate_launch(&record, &members).await? {

@@ -248,13 +248,23 @@ async fn assert_all_in_the_next_offering(env: &TestEnv) {
     }
 }
 
+/// For docs/performance.md (the fallback row); boot here is 1 s + 1 s for the IP.
+fn report_fallback_seconds(how: &str, started: std::time::Instant) {
+    eprintln!(
+        "sold-out first offering, told by {how}: all Ready from the next one {:.1} s after the apply",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 #[tokio::test]
 async fn a_sold_out_offering_in_the_stock_data_is_never_tried() {
     let env = TestEnv::start("set-stock").await;
     // DescribeZoneInstanceConfigInfos says the first offering has no stock (WithoutStock).
     sell_out_first_offering(&env).await;
+    let started = std::time::Instant::now();
     env.apply_yaml_ok(&example());
     ready_with(&env, 3).await;
+    report_fallback_seconds("the stock data", started);
     assert_all_in_the_next_offering(&env).await;
     let outcomes = env.sim.outcomes("RunInstances").await;
     assert_eq!(outcomes.get("Success"), Some(&1), "{outcomes:?}");
@@ -286,8 +296,10 @@ async fn a_sold_out_offering_sends_the_launch_to_the_next_one_in_the_same_pass()
         })
         .await
         .unwrap();
+    let started = std::time::Instant::now();
     env.apply_yaml_ok(&example());
     ready_with(&env, 3).await;
+    report_fallback_seconds("RunInstances' refusal", started);
     assert_all_in_the_next_offering(&env).await;
     // One refused call, one that launched all three.
     let outcomes = env.sim.outcomes("RunInstances").await;

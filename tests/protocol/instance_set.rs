@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use cvm_operator::api::{CvmInstanceSet, LaunchPhase};
@@ -73,7 +73,7 @@ async fn pass(world: &World, process: &Process, sets: &Api<CvmInstanceSet>) -> R
     Ok(())
 }
 
-async fn complete(world: &World, sets: &Api<CvmInstanceSet>) -> bool {
+async fn complete_at(world: &World, sets: &Api<CvmInstanceSet>, replicas: i32) -> bool {
     let Some(set) = sets.get_opt(SET).await.expect("read the set") else {
         return false;
     };
@@ -86,7 +86,7 @@ async fn complete(world: &World, sets: &Api<CvmInstanceSet>) -> bool {
         .is_some_and(|c| c.status == "True")
         && status.observed_generation == set.metadata.generation
         && status.launches.is_empty()
-        && children.len() == REPLICAS as usize
+        && children.len() == replicas as usize
         && children.iter().all(is_ready)
 }
 
@@ -95,8 +95,17 @@ async fn until_complete(
     process: &Process,
     sets: &Api<CvmInstanceSet>,
 ) -> Result<(), Crashed> {
+    until_complete_at(world, process, sets, REPLICAS).await
+}
+
+async fn until_complete_at(
+    world: &World,
+    process: &Process,
+    sets: &Api<CvmInstanceSet>,
+    replicas: i32,
+) -> Result<(), Crashed> {
     for _ in 0..MAX_PASSES {
-        if complete(world, sets).await {
+        if complete_at(world, sets, replicas).await {
             return Ok(());
         }
         pass(world, process, sets).await?;
@@ -158,10 +167,83 @@ async fn launch_with_crash(crash: Option<(usize, When)>) -> usize {
 
 #[tokio::test]
 async fn every_crash_point_of_a_batch_launch_ends_with_exactly_the_replicas() {
-    let total = launch_with_crash(None).await;
+    let total = every_crash_point(launch_with_crash).await;
+    // The record, RunInstances, the IDs, three children, and each child's own writes.
+    assert!(total >= 6, "a clean launch made only {total} effects");
+}
+
+/// A complete set of 3 scaled to 1 by a process that crashes at `crash` (if it comes), then
+/// finished by a fresh one; how many effects the scaling process made. The set deletes its
+/// victims (the persisted intent) and then terminates them in one call; a crash in between
+/// leaves them to the children's own finalizers.
+async fn scale_down_with_crash(crash: Option<(usize, When)>) -> usize {
+    const TO: i32 = 1;
+    let (world, sets) = world().await;
+    let setup = world.process(CrashSwitch::never()).await;
+    until_complete(&world, &setup, &sets)
+        .await
+        .unwrap_or_else(|_| panic!("the launch crashed"));
+    let terminations_before = world.cloud.calls_of("TerminateInstances");
+    sets.patch(
+        SET,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": TO}})),
+    )
+    .await
+    .expect("scale the set");
+    let first = world
+        .process(match crash {
+            Some((n, when)) => CrashSwitch::at(n, when),
+            None => CrashSwitch::never(),
+        })
+        .await;
+    if until_complete_at(&world, &first, &sets, TO).await.is_err() {
+        let fresh = world.process(CrashSwitch::never()).await;
+        until_complete_at(&world, &fresh, &sets, TO)
+            .await
+            .unwrap_or_else(|_| panic!("the fresh process crashed"));
+    } else if crash.is_none() {
+        eprintln!(
+            "the effects of a clean scale-down: {:?}",
+            first.effect_log()
+        );
+        assert_eq!(
+            world.cloud.calls_of("TerminateInstances") - terminations_before,
+            1,
+            "the set terminates both victims in one call; their finalizers only follow them"
+        );
+    }
+    assert_eq!(
+        world.cloud.launched(),
+        REPLICAS as u64,
+        "{crash:?}: nothing launched again"
+    );
+    assert_eq!(
+        world.cloud.live().len(),
+        TO as usize,
+        "{crash:?}: every victim terminated, the survivor untouched"
+    );
+    first.effects()
+}
+
+#[tokio::test]
+async fn every_crash_point_of_a_scale_down_terminates_every_victim() {
+    let total = every_crash_point(scale_down_with_crash).await;
+    // Two children deleted, one TerminateInstances, each finalizer released.
+    assert!(total >= 5, "a clean scale-down made only {total} effects");
+}
+
+/// Runs `scenario` clean, then crashing before and after each effect the clean run made;
+/// how many effects that was.
+async fn every_crash_point<F, Fut>(scenario: F) -> usize
+where
+    F: Fn(Option<(usize, When)>) -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let total = scenario(None).await;
     for n in 1..=total {
         for when in [When::Before, When::After] {
-            let made = launch_with_crash(Some((n, when))).await;
+            let made = scenario(Some((n, when))).await;
             assert!(made >= n, "crash point {n} {when:?} was never reached");
         }
     }
@@ -169,6 +251,5 @@ async fn every_crash_point_of_a_batch_launch_ends_with_exactly_the_replicas() {
         "crash points covered: {total} effects x before/after = {}",
         total * 2
     );
-    // The record, RunInstances, the IDs, three children, and each child's own writes.
-    assert!(total >= 6, "a clean launch made only {total} effects");
+    total
 }
