@@ -417,11 +417,19 @@ async fn invalid_sets_are_refused_at_admission_naming_the_field() {
         ),
         ("    maxPerCall: 100", "spec.launch.maxPerCall"),
         ("  replicas: 3", "spec.replicas"),
+        (
+            "        mode: Spot\n",
+            "spec.template.spec.updatePolicy.replace: Recreate is not supported in a set",
+        ),
     ];
     let broken = [
         example().replace("      region: ap-guangzhou", rows[0].0),
         example().replace(rows[1].0, "    maxPerCall: 101"),
         example().replace(rows[2].0, "  replicas: -1"),
+        example().replace(
+            rows[3].0,
+            "        mode: Spot\n      updatePolicy: {replace: Recreate}\n",
+        ),
     ];
     for (yaml, (_, field)) in broken.iter().zip(rows) {
         let out = env.apply_yaml(yaml);
