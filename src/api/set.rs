@@ -16,6 +16,10 @@ pub const SET_LABEL: &str = "cvm-operator.io/instance-set";
 pub const FALLBACK_LABEL: &str = "cvm-operator.io/fallback";
 /// Annotation a person puts on a child to have it removed first on scale-down.
 pub const DELETE_PRIORITY: &str = "cvm-operator.io/delete-priority";
+/// Annotation on every child: the hash of the set's template (`status.templateHash`) it was
+/// built from or last brought up to date with. A child whose value differs from the set's
+/// runs an older template that cannot reach its machine in place (a data disk added, ...).
+pub const TEMPLATE_HASH: &str = "cvm-operator.io/template-hash";
 /// Tags the set puts on every instance it launches: its UID (children of that set adopt
 /// such an instance without a claim of their own), and the launch's ClientToken (recovery
 /// finds a batch by it).
@@ -43,6 +47,11 @@ pub const TAG_LAUNCH: &str = "cvm-operator.io/launch";
 )]
 #[kube(printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"))]
 #[kube(printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"))]
+#[kube(printcolumn(
+    name = "Up-to-date",
+    type_ = "integer",
+    json_path = ".status.updatedReplicas"
+))]
 #[kube(printcolumn(name = "Spot", type_ = "integer", json_path = ".status.spotReplicas"))]
 #[kube(printcolumn(
     name = "PayAsYouGo",
@@ -89,7 +98,8 @@ pub struct CvmInstanceSetSpec {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "!has(self.spec.instanceId)", "message": "spec.template.spec.instanceId: a set launches its own instances; adopt single instances with a CvmInstance", "fieldPath": ".spec.instanceId"},
-    {"rule": "!has(self.spec.login) || !has(self.spec.login.passwordSecretRef)", "message": "spec.template.spec.login.passwordSecretRef is not supported in a set yet; use keyIds", "fieldPath": ".spec.login.passwordSecretRef"}
+    {"rule": "!has(self.spec.login) || !has(self.spec.login.passwordSecretRef)", "message": "spec.template.spec.login.passwordSecretRef is not supported in a set yet; use keyIds", "fieldPath": ".spec.login.passwordSecretRef"},
+    {"rule": "!has(self.spec.updatePolicy) || !has(self.spec.updatePolicy.replace) || self.spec.updatePolicy.replace != 'Recreate'", "message": "spec.template.spec.updatePolicy.replace: Recreate is not supported in a set: its children adopt their machines, and a set does not replace machines yet", "fieldPath": ".spec.updatePolicy.replace"}
 ]))]
 pub struct InstanceTemplate {
     /// Labels every child CvmInstance gets (besides `cvm-operator.io/instance-set`).
@@ -273,6 +283,12 @@ pub struct CvmInstanceSetStatus {
     pub replicas: i32,
     #[serde(default)]
     pub ready_replicas: i32,
+    /// Children whose spec matches the current template (`templateHash`): changes that can
+    /// reach a running machine (tags, security groups, keys, image, ...) are carried to every
+    /// child; one that cannot (a data disk added, ...) leaves the children out of date, and
+    /// they go first on scale-down.
+    #[serde(default)]
+    pub updated_replicas: i32,
     #[serde(default)]
     pub spot_replicas: i32,
     #[serde(default)]
@@ -285,6 +301,10 @@ pub struct CvmInstanceSetStatus {
     /// child has a price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hourly_price: Option<String>,
+    /// SHA-256 of the current template's spec; up-to-date children carry it in their
+    /// annotation `cvm-operator.io/template-hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_hash: Option<String>,
     /// Per offering: instances, Ready ones, and why it is skipped until when.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub offerings: Vec<OfferingStatus>,
@@ -295,7 +315,8 @@ pub struct CvmInstanceSetStatus {
     /// The sequence number of the next launch.
     #[serde(default)]
     pub next_launch_seq: i64,
-    /// kstatus conditions `Ready`, `Reconciling`, `Stalled`, and `CapacityDegraded`.
+    /// kstatus conditions `Ready`, `Reconciling`, `Stalled`, then `CapacityDegraded`, and
+    /// `OutOfDate` (True while some children run an older template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
 }

@@ -295,7 +295,7 @@ pub struct SpotOptions {
 }
 
 /// The system disk.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemDisk {
     /// Disk type. Omitted: a type in stock.
@@ -362,7 +362,7 @@ pub enum DataDiskType {
 }
 
 /// Network placement.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "has(self.vpcId) == has(self.subnetId)", "message": "spec.network.vpcId and spec.network.subnetId must be given together (or neither, for the default VPC)", "fieldPath": ".subnetId"},
@@ -415,7 +415,7 @@ pub enum InternetChargeType {
 }
 
 /// Login settings; at most one of keyIds, passwordSecretRef and keepImageLogin.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "[has(self.keyIds), has(self.passwordSecretRef), has(self.keepImageLogin) && self.keepImageLogin].filter(x, x).size() <= 1", "message": "spec.login: keyIds, passwordSecretRef and keepImageLogin are mutually exclusive"}

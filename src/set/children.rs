@@ -7,11 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use super::launch::spec_on;
+use super::launch::{spec_on, template_hash};
 use super::plan::Member;
 use crate::api::{
     CvmInstance, CvmInstanceSet, DELETE_PRIORITY, DeletionPolicy, FALLBACK_LABEL, LaunchOffering,
-    SET_LABEL,
+    SET_LABEL, TEMPLATE_HASH,
 };
 use crate::controller::price::parse_price;
 use tencent_cloud::types::Instance;
@@ -59,6 +59,11 @@ pub fn child(
             name: Some(child_name(&set.name_any(), instance_id)),
             namespace: set.namespace(),
             labels: Some(labels),
+            // Built from this template: up to date until the template changes.
+            annotations: Some(BTreeMap::from([(
+                TEMPLATE_HASH.to_string(),
+                template_hash(set),
+            )])),
             owner_references: Some(vec![owner_reference(set)]),
             // Born with the finalizer: its first reconcile has no write to make for it.
             finalizers: Some(vec![crate::api::FINALIZER.into()]),
@@ -93,17 +98,24 @@ pub fn controlling_set(instance: &CvmInstance) -> Option<&str> {
         .map(|r| r.uid.as_str())
 }
 
-/// How the planner sees `child` (its price is filled in when a scale-down goes by cost).
-pub fn member(child: &CvmInstance) -> Member {
+/// How the planner sees `child` (its price is filled in when a scale-down goes by cost);
+/// `template_hash` is the set's current one.
+pub fn member(child: &CvmInstance, template_hash: &str) -> Member {
     let spec = &child.spec;
     let conditions = child
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_deref())
         .unwrap_or_default();
-    let ready = conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
+    // Ready for the child's current spec: right after the set carried a template change to
+    // it, its Ready still describes the spec before (the set is Ready again only once every
+    // child has applied the change).
+    let generation = child.meta().generation;
+    let ready = conditions.iter().any(|c| {
+        c.type_ == "Ready"
+            && c.status == "True"
+            && (generation.is_none() || c.observed_generation >= generation)
+    });
     let failed = child
         .status
         .as_ref()
@@ -121,6 +133,8 @@ pub fn member(child: &CvmInstance) -> Member {
         ready,
         deleting: child.meta().deletion_timestamp.is_some(),
         delete_priority: child.annotations().contains_key(DELETE_PRIORITY),
+        up_to_date: child.annotations().get(TEMPLATE_HASH).map(String::as_str)
+            == Some(template_hash),
         lost: failed || vanished,
         created: child
             .meta()
@@ -174,12 +188,12 @@ mod tests {
         let now = Timestamp::UNIX_EPOCH;
         let with = |health: Health| serde_json::json!({"conditions": health.conditions(&[], Some(1), now)});
         let running = child(with(Health::ready("InstanceRunning", "")));
-        assert!(member(&running).ready && !member(&running).lost);
+        assert!(member(&running, "h").ready && !member(&running, "h").lost);
         let vanished = child(with(Health::stalled("InstanceNotFound", "gone")));
-        assert!(member(&vanished).lost);
+        assert!(member(&vanished, "h").lost);
         let failed = child(serde_json::json!({"instanceState": "LAUNCH_FAILED"}));
-        assert!(member(&failed).lost);
+        assert!(member(&failed, "h").lost);
         let quota = child(with(Health::stalled("LimitExceeded_InstanceQuota", "")));
-        assert!(!member(&quota).lost);
+        assert!(!member(&quota, "h").lost);
     }
 }

@@ -4,6 +4,7 @@
 //! CvmInstance controller follows, updates and terminates them as any other.
 
 pub mod children;
+pub mod follow;
 pub mod launch;
 pub mod plan;
 pub mod reconcile;

@@ -27,6 +27,9 @@ pub struct Member {
     pub deleting: bool,
     /// Annotated `cvm-operator.io/delete-priority`.
     pub delete_priority: bool,
+    /// Its spec matches the set's current template (a change that cannot reach a running
+    /// machine leaves it out of date).
+    pub up_to_date: bool,
     /// Its instance is gone for good (reclaimed, terminated outside, failed to launch): a
     /// child cannot launch another, so the set replaces it.
     pub lost: bool,
@@ -143,13 +146,29 @@ pub fn surplus(spec: &CvmInstanceSetSpec, c: &Census, reverting: bool) -> i32 {
 }
 
 /// The `n` children to remove, in order: never Ready, annotated
-/// `cvm-operator.io/delete-priority`, fallback, then `scaleDown.order`. Children already
+/// `cvm-operator.io/delete-priority`, out of date (an older template), fallback, then
+/// `scaleDown.order`. While `reverting` to spot, fallback goes before out of date: the
+/// surplus then is the fallback machines the spot replacements stand in for, and removing
+/// an out-of-date spot machine instead would only launch another spot one. Children already
 /// being deleted are never chosen again (no over-delete on a stale view).
-pub fn victims(spec: &CvmInstanceSetSpec, members: &[Member], n: i32) -> Vec<String> {
+pub fn victims(
+    spec: &CvmInstanceSetSpec,
+    members: &[Member],
+    n: i32,
+    reverting: bool,
+) -> Vec<String> {
     let mut candidates: Vec<&Member> = members.iter().filter(|m| !m.deleting).collect();
     let order = spec.scale_down.order;
     candidates.sort_by(|a, b| {
-        let rank = |m: &Member| (m.ready, !m.delete_priority, !m.fallback);
+        let rank = |m: &Member| {
+            let (outdated, fallback) = (!m.up_to_date, m.fallback);
+            let (first, second) = if reverting {
+                (fallback, outdated)
+            } else {
+                (outdated, fallback)
+            };
+            (m.ready, !m.delete_priority, !first, !second)
+        };
         rank(a).cmp(&rank(b)).then_with(|| match order {
             ScaleDownOrder::Newest => b.created.cmp(&a.created),
             ScaleDownOrder::Oldest => a.created.cmp(&b.created),

@@ -42,6 +42,7 @@ fn member(name: &str, billing: BillingMode, ready: bool, created: i64) -> Member
         ready,
         deleting: false,
         delete_priority: false,
+        up_to_date: true,
         lost: false,
         created: t(created),
         hourly_price: None,
@@ -209,11 +210,11 @@ fn victims_go_never_ready_then_marked_then_fallback_then_by_order() {
     ];
     let newest = spec(1, serde_json::json!({}));
     assert_eq!(
-        victims(&newest, &members, 5),
+        victims(&newest, &members, 5, false),
         ["booting", "marked", "fb", "new", "old"]
     );
     let oldest = spec(1, serde_json::json!({"scaleDown": {"order": "Oldest"}}));
-    assert_eq!(victims(&oldest, &members, 5)[3..], ["old", "new"]);
+    assert_eq!(victims(&oldest, &members, 5, false)[3..], ["old", "new"]);
     let cost = spec(1, serde_json::json!({"scaleDown": {"order": "Cost"}}));
     let priced = vec![
         Member {
@@ -225,7 +226,83 @@ fn victims_go_never_ready_then_marked_then_fallback_then_by_order() {
             ..member("dear", BillingMode::Spot, true, 0)
         },
     ];
-    assert_eq!(victims(&cost, &priced, 1), ["dear"]);
+    assert_eq!(victims(&cost, &priced, 1, false), ["dear"]);
+}
+
+fn outdated(mut m: Member) -> Member {
+    m.up_to_date = false;
+    m
+}
+
+#[test]
+fn out_of_date_machines_go_after_never_ready_and_marked_ones_and_before_fallback() {
+    let members = vec![
+        member("new", BillingMode::Spot, true, 100),
+        outdated(member("old-tmpl", BillingMode::Spot, true, 0)),
+        fallback(member("fb", BillingMode::PayAsYouGo, true, 50)),
+        outdated(fallback(member(
+            "fb-old",
+            BillingMode::PayAsYouGo,
+            true,
+            60,
+        ))),
+        Member {
+            delete_priority: true,
+            ..member("marked", BillingMode::Spot, true, 10)
+        },
+        outdated(member("booting-old", BillingMode::Spot, false, 20)),
+        member("booting", BillingMode::Spot, false, 30),
+    ];
+    let newest = spec(1, serde_json::json!({}));
+    // Never Ready first (out of date among them first), then marked, then out of date
+    // (fallback among them first), then fallback, then by order.
+    let rows: [(bool, [&str; 7]); 2] = [
+        (
+            false,
+            [
+                "booting-old",
+                "booting",
+                "marked",
+                "fb-old",
+                "old-tmpl",
+                "fb",
+                "new",
+            ],
+        ),
+        // Reverting to spot: the fallback machines are the surplus, out of date or not.
+        (
+            true,
+            [
+                "booting-old",
+                "booting",
+                "marked",
+                "fb-old",
+                "fb",
+                "old-tmpl",
+                "new",
+            ],
+        ),
+    ];
+    for (reverting, order) in rows {
+        assert_eq!(
+            victims(&newest, &members, 7, reverting),
+            order,
+            "reverting: {reverting}"
+        );
+    }
+    // One to remove: an out-of-date machine, not the newest up-to-date one.
+    let ready: Vec<Member> = members
+        .iter()
+        .filter(|m| m.ready && !m.delete_priority && !m.fallback)
+        .cloned()
+        .collect();
+    assert_eq!(victims(&newest, &ready, 1, false), ["old-tmpl"]);
+    let oldest = spec(1, serde_json::json!({"scaleDown": {"order": "Oldest"}}));
+    let all_current = vec![
+        member("a", BillingMode::Spot, true, 0),
+        member("b", BillingMode::Spot, true, 10),
+    ];
+    assert_eq!(victims(&oldest, &all_current, 1, false), ["a"]);
 }
 
 #[test]

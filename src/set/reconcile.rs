@@ -12,12 +12,13 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::children::{child, controlling_set, instances_of, member, selector};
+use super::follow::follow;
 use super::launch::{new_record, request, template_hash};
 use super::plan::{
     self, LaunchFailure, Market, Markets, Member, candidates, census, classify, need, surplus,
@@ -39,6 +40,8 @@ use tencent_cloud::error::CloudError;
 /// have no child yet, so nothing else would terminate them.
 pub const FINALIZER: &str = "cvm-operator.io/settle-launches";
 pub const CAPACITY_DEGRADED: &str = "CapacityDegraded";
+/// True while some children run an older template than the set's.
+pub const OUT_OF_DATE: &str = "OutOfDate";
 const MANAGER: &str = "cvm-operator";
 /// The API server's finalizer on an object deleted with orphan propagation.
 const ORPHAN: &str = "orphan";
@@ -59,6 +62,13 @@ struct Run<'a> {
     /// A call may have been processed without an answer: replay later with backoff.
     retry: bool,
     fell_back: bool,
+    /// The children as `members` read them (the template is carried to them).
+    children_seen: Vec<CvmInstance>,
+    /// Top-level template fields some children do not match (`offering`: one the set no
+    /// longer offers).
+    behind: Vec<String>,
+    /// A child could not be patched: look again soon.
+    follow_again: bool,
 }
 
 pub async fn reconcile(set: Arc<CvmInstanceSet>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -75,6 +85,9 @@ pub async fn reconcile(set: Arc<CvmInstanceSet>, ctx: Arc<Context>) -> Result<Ac
         stall: None,
         retry: false,
         fell_back: false,
+        children_seen: Vec::new(),
+        behind: Vec::new(),
+        follow_again: false,
     };
     if set.meta().deletion_timestamp.is_some() {
         return run.on_delete().await;
@@ -122,7 +135,7 @@ impl Run<'_> {
                         m.hourly_price = markets.get(&key).and_then(|market| market.hourly_price);
                     }
                 }
-                let doomed = victims(&self.set.spec, &members, n);
+                let doomed = victims(&self.set.spec, &members, n, reverting);
                 self.remove(&doomed, reverting && c.fallback > 0).await?;
                 for m in members.iter_mut().filter(|m| doomed.contains(&m.name)) {
                     m.deleting = true;
@@ -135,7 +148,65 @@ impl Run<'_> {
                 self.terminate(&doomed).await?;
             }
         }
+        self.follow_template(&mut members).await;
         self.report(&members).await
+    }
+
+    /// Carries the template to every existing child that lacks some of it (patches only
+    /// where something differs, at most `CHILD_WRITE_CONCURRENCY` at once), and records
+    /// which children match it. A failed patch (a conflict with a newer child, most often)
+    /// is retried by the next reconcile, which the child's own change triggers.
+    async fn follow_template(&mut self, members: &mut [Member]) {
+        let hash = template_hash(&self.set);
+        let uid = self.set.uid().unwrap_or_default();
+        let mut behind: Vec<String> = Vec::new();
+        let mut patches = Vec::new();
+        let seen = std::mem::take(&mut self.children_seen);
+        for existing in seen
+            .iter()
+            .filter(|c| c.meta().deletion_timestamp.is_none())
+            .filter(|c| controlling_set(c) == Some(uid.as_str()))
+        {
+            let name = existing.name_any();
+            let Some(m) = members.iter_mut().find(|m| m.name == name && !m.deleting) else {
+                continue;
+            };
+            let f = follow(&self.set, existing, &hash);
+            m.up_to_date = f.up_to_date;
+            for field in f.behind {
+                if !behind.contains(&field) {
+                    behind.push(field);
+                }
+            }
+            if let Some(patch) = f.patch {
+                patches.push((name, patch));
+            }
+        }
+        behind.sort();
+        self.behind = behind;
+        if patches.is_empty() {
+            return;
+        }
+        let api = &self.children_api;
+        let results: Vec<Result<(), kube::Error>> = futures::stream::iter(patches)
+            .map(|(name, patch)| async move {
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ())
+            })
+            .buffer_unordered(CHILD_WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        let failed: Vec<&kube::Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        info!(
+            patched = results.len() - failed.len(),
+            failed = failed.len(),
+            "carried the template to children"
+        );
+        if let Some(error) = failed.first() {
+            warn!(error = %error, count = failed.len(), "children not brought up to date yet; retrying");
+            self.follow_again = true;
+        }
     }
 
     /// Deletes the children whose instance is gone for good; the deficit this leaves is
@@ -167,7 +238,7 @@ impl Run<'_> {
     }
 
     /// The children, from the shared cache when there is one.
-    async fn members(&self) -> Result<Vec<Member>, Error> {
+    async fn members(&mut self) -> Result<Vec<Member>, Error> {
         let uid = self.set.uid().unwrap_or_default();
         let children: Vec<CvmInstance> = match &self.ctx.instances {
             Some(cache) => cache
@@ -187,7 +258,10 @@ impl Run<'_> {
                 .filter(|c| controlling_set(c) == Some(uid.as_str()))
                 .collect(),
         };
-        Ok(children.iter().map(member).collect())
+        let hash = template_hash(&self.set);
+        let members = children.iter().map(|c| member(c, &hash)).collect();
+        self.children_seen = children;
+        Ok(members)
     }
 
     async fn cloud(&mut self) -> Result<Option<Arc<dyn Cloud>>, Error> {
@@ -729,6 +803,9 @@ impl Run<'_> {
         self.status.selector = Some(selector(&self.set));
         self.status.replicas = c.live;
         self.status.ready_replicas = c.ready;
+        let live = members.iter().filter(|m| !m.deleting);
+        self.status.updated_replicas = live.filter(|m| m.up_to_date).count() as i32;
+        self.status.template_hash = Some(template_hash(&self.set));
         self.status.spot_replicas = c.spot;
         self.status.on_demand_replicas = c.on_demand + c.fallback;
         self.status.fallback_replicas = c.fallback;
@@ -782,6 +859,36 @@ impl Run<'_> {
             observed_generation: generation,
             last_transition_time: transition_time(&previous, CAPACITY_DEGRADED, status, now),
         });
+        let outdated = members
+            .iter()
+            .filter(|m| !m.deleting && !m.up_to_date)
+            .count();
+        let status = if outdated > 0 { "True" } else { "False" };
+        conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: OUT_OF_DATE.into(),
+            status: status.into(),
+            reason: if outdated > 0 {
+                "TemplateNotApplicable"
+            } else {
+                "UpToDate"
+            }
+            .into(),
+            message: if outdated > 0 {
+                format!(
+                    "{outdated} instances run an older template: {} cannot change on a running machine; \
+                     they go first on scale-down, and a child deleted by hand is replaced from the current template",
+                    if self.behind.is_empty() {
+                        "the template".to_string()
+                    } else {
+                        self.behind.join(", ")
+                    }
+                )
+            } else {
+                String::new()
+            },
+            observed_generation: generation,
+            last_transition_time: transition_time(&previous, OUT_OF_DATE, status, now),
+        });
         let stalled_now = matches!(health, Health::Stalled { .. });
         let was_stalled = previous.iter().any(|cond| {
             cond.type_ == "Stalled" && cond.status == "True" && cond.reason == health.reason()
@@ -797,7 +904,7 @@ impl Run<'_> {
         let s = &self.ctx.settings;
         Ok(if stalled_now {
             Action::requeue(s.slow_retry)
-        } else if self.retry {
+        } else if self.retry || self.follow_again {
             Action::requeue(s.poll_min)
         } else if let Some(until) = earliest_mark(&self.status.offerings, now) {
             Action::requeue(until.max(s.poll_min))

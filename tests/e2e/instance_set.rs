@@ -417,11 +417,19 @@ async fn invalid_sets_are_refused_at_admission_naming_the_field() {
         ),
         ("    maxPerCall: 100", "spec.launch.maxPerCall"),
         ("  replicas: 3", "spec.replicas"),
+        (
+            "        mode: Spot\n",
+            "spec.template.spec.updatePolicy.replace: Recreate is not supported in a set",
+        ),
     ];
     let broken = [
         example().replace("      region: ap-guangzhou", rows[0].0),
         example().replace(rows[1].0, "    maxPerCall: 101"),
         example().replace(rows[2].0, "  replicas: -1"),
+        example().replace(
+            rows[3].0,
+            "        mode: Spot\n      updatePolicy: {replace: Recreate}\n",
+        ),
     ];
     for (yaml, (_, field)) in broken.iter().zip(rows) {
         let out = env.apply_yaml(yaml);
@@ -480,4 +488,191 @@ async fn an_operator_killed_during_a_batch_ends_with_exactly_the_replicas_and_no
     assert_eq!(tokens.len(), 3, "three batches of ten: {tokens:?}");
     assert_eq!(children(&env).await.len(), 30);
     drop(restarted);
+}
+
+/// The example with `edit` applied to its template's spec lines.
+fn example_with(edit: &[(&str, &str)]) -> String {
+    let mut yaml = example();
+    for (from, to) in edit {
+        assert!(yaml.contains(from), "the example has no {from:?}");
+        yaml = yaml.replace(from, to);
+    }
+    yaml
+}
+
+/// The resourceVersion of every child, by name.
+async fn versions(env: &TestEnv) -> std::collections::BTreeMap<String, String> {
+    children(env)
+        .await
+        .into_iter()
+        .map(|c| {
+            (
+                c.metadata.name.unwrap(),
+                c.metadata.resource_version.unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until the operator's sweeper has described the machines `sweeps` more times: that
+/// many resync periods went by with the operator looking.
+async fn wait_sweeps(env: &TestEnv, sweeps: u64) {
+    let before = env.sim.calls("DescribeInstances").await;
+    wait_for(
+        &format!("{sweeps} more sweeps"),
+        Duration::from_secs(60),
+        || async { (env.sim.calls("DescribeInstances").await >= before + sweeps).then_some(()) },
+    )
+    .await;
+}
+
+const TAGS: (&str, &str) = (
+    "        workload: batch\n      credentialsSecretRef",
+    "        workload: batch\n        env: prod\n      credentialsSecretRef",
+);
+const GROUPS: (&str, &str) = (
+    "        subnetId: subnet-7q8r9s0t\n      login",
+    "        subnetId: subnet-7q8r9s0t\n        securityGroupIds: [sg-5t6u7v8w, sg-00000002]\n      login",
+);
+const DATA_DISK: (&str, &str) = (
+    "      billing:\n        mode: Spot\n",
+    "      billing:\n        mode: Spot\n      dataDisks: [{type: CLOUD_SSD, sizeGiB: 100}]\n",
+);
+
+#[tokio::test]
+async fn template_changes_reach_running_machines_in_place_or_mark_them_out_of_date() {
+    let env = TestEnv::start("set-template").await;
+    env.apply_yaml_ok(&example());
+    let set = ready_with(&env, 3).await;
+    let status = set.status.unwrap();
+    assert_eq!(status.updated_replicas, 3);
+    let first_hash = status.template_hash.clone().unwrap();
+    for kid in children(&env).await {
+        assert_eq!(
+            kid.metadata.annotations.unwrap()["cvm-operator.io/template-hash"],
+            first_hash
+        );
+    }
+
+    // Steady state: nothing to carry, so no write to any child over several resync periods
+    // (the sweeper keeps describing them meanwhile).
+    let steady = versions(&env).await;
+    wait_sweeps(&env, 3).await;
+    assert_eq!(
+        versions(&env).await,
+        steady,
+        "a steady set wrote to its children"
+    );
+
+    // One apply: a tag and two security groups. Every child follows, and so does every
+    // machine, in place: one tag call and one attribute call each, nothing launched or
+    // terminated.
+    env.apply_yaml_ok(&example_with(&[TAGS, GROUPS]));
+    wait_for(
+        "every machine with the new tag and groups",
+        Duration::from_secs(90),
+        || async {
+            let instances = env.sim.instances().await;
+            let done = instances.len() == 3
+                && instances.iter().all(|i| {
+                    i.tags.iter().any(|t| t.key == "env" && t.value == "prod")
+                        && i.security_group_ids == ["sg-5t6u7v8w", "sg-00000002"]
+                });
+            done.then_some(())
+        },
+    )
+    .await;
+    let set = ready_with(&env, 3).await;
+    let status = set.status.unwrap();
+    assert_eq!(status.updated_replicas, 3);
+    let second_hash = status.template_hash.clone().unwrap();
+    assert_ne!(second_hash, first_hash);
+    for kid in children(&env).await {
+        assert_eq!(kid.spec.tags.as_ref().unwrap()["env"], "prod");
+        assert_eq!(
+            kid.spec.network.as_ref().unwrap().security_group_ids,
+            Some(vec!["sg-5t6u7v8w".to_string(), "sg-00000002".to_string()])
+        );
+        assert_eq!(
+            kid.metadata.annotations.as_ref().unwrap()["cvm-operator.io/template-hash"],
+            second_hash
+        );
+    }
+    assert_eq!(env.sim.calls("ModifyResourceTags").await, 3);
+    assert_eq!(env.sim.calls("ModifyInstancesAttribute").await, 3);
+    assert_eq!(env.sim.calls("RunInstances").await, 1);
+    assert_eq!(env.sim.calls("TerminateInstances").await, 0);
+    assert_eq!(env.sim.calls("StopInstances").await, 0);
+
+    // A data disk added: no running machine can take it. No child is written, all three
+    // are out of date, and the set says why.
+    let before = versions(&env).await;
+    env.apply_yaml_ok(&example_with(&[TAGS, GROUPS, DATA_DISK]));
+    let sets: Api<CvmInstanceSet> = Api::namespaced(env.client.clone(), &env.namespace);
+    let status = wait_for("all three out of date", Duration::from_secs(60), || async {
+        let set = sets.get(SET).await.ok()?;
+        let status = set.status?;
+        let seen = status.observed_generation == set.metadata.generation;
+        (seen && status.updated_replicas == 0).then_some(status)
+    })
+    .await;
+    let outdated = status.condition("OutOfDate").unwrap();
+    assert_eq!(outdated.status, "True");
+    assert!(outdated.message.contains("dataDisks"), "{outdated:?}");
+    assert_eq!(status.condition("Ready").unwrap().status, "True");
+    wait_sweeps(&env, 2).await;
+    assert_eq!(versions(&env).await, before, "no child patched");
+    let table = kubectl_ok(env.kubectl().args(["get", "cvmset", SET]));
+    assert!(table.contains("UP-TO-DATE"), "{table}");
+
+    // A child deleted by hand is replaced from the current template (with the disk)...
+    let api: Api<CvmInstance> = Api::namespaced(env.client.clone(), &env.namespace);
+    let gone = before.keys().next().unwrap().clone();
+    api.delete(&gone, &DeleteParams::default()).await.unwrap();
+    wait_for(
+        "a replacement, up to date",
+        Duration::from_secs(90),
+        || async {
+            let set = sets.get(SET).await.ok()?;
+            let status = set.status?;
+            let kids = children(&env).await;
+            let done = status.updated_replicas == 1
+                && status.ready_replicas == 3
+                && kids.len() == 3
+                && kids
+                    .iter()
+                    .all(|k| k.metadata.name.as_deref() != Some(gone.as_str()));
+            done.then_some(())
+        },
+    )
+    .await;
+    let fresh: Vec<String> = children(&env)
+        .await
+        .into_iter()
+        .filter(|k| !before.contains_key(k.metadata.name.as_deref().unwrap()))
+        .map(|k| {
+            assert_eq!(k.spec.data_disks.as_ref().map(Vec::len), Some(1));
+            k.metadata.name.unwrap()
+        })
+        .collect();
+    assert_eq!(fresh.len(), 1);
+
+    // ...and a scale-down of one removes an out-of-date machine, not that newest one (the
+    // example's order is Newest).
+    scale(&env, 2);
+    ready_with(&env, 2).await;
+    wait_for("one child gone", Duration::from_secs(60), || async {
+        (children(&env).await.len() == 2).then_some(())
+    })
+    .await;
+    let kept: Vec<String> = children(&env)
+        .await
+        .into_iter()
+        .map(|k| k.metadata.name.unwrap())
+        .collect();
+    assert!(
+        kept.contains(&fresh[0]),
+        "the up-to-date machine was removed: {kept:?}"
+    );
+    assert_eq!(set_status(&env).await.updated_replicas, 1);
 }
