@@ -2,6 +2,7 @@
 //! are Ready or gone, and deleted at once.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cvm_operator::api::{CvmInstance, CvmInstanceSet};
@@ -105,8 +106,32 @@ fn manifest(name: &str, billing_mode: &str) -> CvmInstance {
 
 pub const SET: &str = "bench";
 
+/// The name of set `index` of a run: `bench`, then `bench-1`, `bench-2`...
+pub fn set_name(index: usize) -> String {
+    if index == 0 {
+        SET.to_string()
+    } else {
+        format!("{SET}-{index}")
+    }
+}
+
+/// `sets` CvmInstanceSets of `n` each, created one after the other (as fast as the API
+/// server answers).
+pub async fn create_sets(api: &Api<CvmInstanceSet>, sets: usize, n: usize, billing: Billing) {
+    for index in 0..sets {
+        create_set(api, &set_name(index), n, billing).await;
+    }
+}
+
+/// Scales every set of the run to `replicas`.
+pub async fn scale_sets(api: &Api<CvmInstanceSet>, sets: usize, replicas: usize) {
+    for index in 0..sets {
+        scale_set(api, &set_name(index), replicas).await;
+    }
+}
+
 /// One CvmInstanceSet of `n`: pay-as-you-go, or (mixed) half spot by its capacity split.
-pub async fn create_set(api: &Api<CvmInstanceSet>, n: usize, billing: Billing) {
+pub async fn create_set(api: &Api<CvmInstanceSet>, name: &str, n: usize, billing: Billing) {
     let (mode, on_demand_percent) = match billing {
         Billing::PayAsYouGo => ("PayAsYouGo", 0),
         Billing::Mixed => ("Spot", 50),
@@ -116,7 +141,7 @@ pub async fn create_set(api: &Api<CvmInstanceSet>, n: usize, billing: Billing) {
     let set: CvmInstanceSet = serde_json::from_value(json!({
         "apiVersion": "cvm-operator.io/v1alpha1",
         "kind": "CvmInstanceSet",
-        "metadata": {"name": SET},
+        "metadata": {"name": name},
         "spec": {
             "replicas": n,
             "template": {"spec": template},
@@ -130,9 +155,9 @@ pub async fn create_set(api: &Api<CvmInstanceSet>, n: usize, billing: Billing) {
 }
 
 /// `kubectl scale` to `replicas`.
-pub async fn scale_set(api: &Api<CvmInstanceSet>, replicas: usize) {
+pub async fn scale_set(api: &Api<CvmInstanceSet>, name: &str, replicas: usize) {
     api.patch(
-        SET,
+        name,
         &PatchParams::default(),
         &Patch::Merge(json!({"spec": {"replicas": replicas}})),
     )
@@ -182,25 +207,74 @@ pub async fn delete_all(api: &Api<CvmInstance>) {
 pub struct Counts {
     pub present: usize,
     pub ready: usize,
+    /// With an instance ID in the status (the child's first reconcile wrote it).
+    pub observed: usize,
+    /// Whose status says RUNNING (booted, maybe without its public IP yet).
+    pub running: usize,
+    /// Being deleted (deletionTimestamp set).
+    pub deleting: usize,
+    /// Whose status says TERMINATING.
+    pub terminating: usize,
 }
 
-/// Counts the namespace's CvmInstances, and how many are Ready, from a watch.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    ready: bool,
+    observed: bool,
+    running: bool,
+    deleting: bool,
+    terminating: bool,
+}
+
+impl Seen {
+    fn of(obj: &CvmInstance) -> Self {
+        let state = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.instance_state.as_deref());
+        Seen {
+            ready: is_ready(obj),
+            observed: obj.status.as_ref().is_some_and(|s| s.instance_id.is_some()),
+            running: state == Some("RUNNING"),
+            deleting: obj.metadata.deletion_timestamp.is_some(),
+            terminating: state == Some("TERMINATING"),
+        }
+    }
+}
+
+fn count(seen: &HashMap<String, Seen>) -> Counts {
+    let n = |f: fn(&Seen) -> bool| seen.values().filter(|s| f(s)).count();
+    Counts {
+        present: seen.len(),
+        ready: n(|s| s.ready),
+        observed: n(|s| s.observed),
+        running: n(|s| s.running),
+        deleting: n(|s| s.deleting),
+        terminating: n(|s| s.terminating),
+    }
+}
+
+/// Counts the namespace's CvmInstances, and how many are Ready, from a watch; keeps every
+/// change of the counts with its time, so a phase can be cut into milestones afterwards.
 pub struct Tracker {
     counts: watch::Receiver<Counts>,
+    history: Arc<Mutex<Vec<(Instant, Counts)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Tracker {
     pub fn start(api: Api<CvmInstance>) -> Tracker {
         let (tx, counts) = watch::channel(Counts::default());
+        let history = Arc::new(Mutex::new(Vec::new()));
+        let log = history.clone();
         let task = tokio::spawn(async move {
-            let mut ready: HashMap<String, bool> = HashMap::new();
+            let mut ready: HashMap<String, Seen> = HashMap::new();
             let mut events =
                 std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
             while let Some(event) = events.next().await {
                 match event {
                     Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
-                        ready.insert(obj.name_any(), is_ready(&obj));
+                        ready.insert(obj.name_any(), Seen::of(&obj));
                     }
                     Ok(watcher::Event::Delete(obj)) => {
                         ready.remove(&obj.name_any());
@@ -208,13 +282,37 @@ impl Tracker {
                     Ok(watcher::Event::Init) => ready.clear(),
                     Ok(watcher::Event::InitDone) | Err(_) => {}
                 }
-                let _ = tx.send(Counts {
-                    present: ready.len(),
-                    ready: ready.values().filter(|r| **r).count(),
-                });
+                let counts = count(&ready);
+                let mut history = log.lock().expect("tracker history");
+                if history.last().is_none_or(|(_, last)| *last != counts) {
+                    history.push((Instant::now(), counts));
+                }
+                drop(history);
+                let _ = tx.send(counts);
             }
         });
-        Tracker { counts, task }
+        Tracker {
+            counts,
+            history,
+            task,
+        }
+    }
+
+    /// Seconds from `since` until the counts first met each milestone (after `since`), as
+    /// `name t` pairs; a milestone never met is left out.
+    pub fn milestones(&self, since: Instant, wanted: &[(&str, &dyn Fn(Counts) -> bool)]) -> String {
+        let history = self.history.lock().expect("tracker history");
+        wanted
+            .iter()
+            .filter_map(|(name, met)| {
+                history
+                    .iter()
+                    .filter(|(at, _)| *at >= since)
+                    .find(|(_, c)| met(*c))
+                    .map(|(at, _)| format!("{name} {:.1}", (*at - since).as_secs_f64()))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Waits until `done` holds and returns the time since `started`; prints progress every

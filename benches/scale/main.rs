@@ -42,6 +42,10 @@ struct Args {
     /// (one CvmInstanceSet of N, scaled to 0 at the end).
     #[arg(long, value_delimiter = ',', default_values_t = [String::from("single")])]
     shape: Vec<String>,
+    /// With the `set` shape: how many sets of N (each N replicas), created together and
+    /// scaled to 0 together; Ready and gone are counted over all their children.
+    #[arg(long, default_value_t = 1)]
+    sets: usize,
     /// The operator's --resync-seconds during the benchmark.
     #[arg(long, default_value_t = 10.0)]
     resync_seconds: f64,
@@ -88,10 +92,12 @@ async fn run_all(args: Args) {
                         "off" => false,
                         other => panic!("--batching takes on and/or off, not {other}"),
                     };
+                    let shape = Shape::parse(shape);
                     let fleet = Fleet {
                         n,
                         billing: Billing::parse(billing),
-                        shape: Shape::parse(shape),
+                        shape,
+                        sets: if shape == Shape::Set { args.sets } else { 1 },
                     };
                     plan.push((fleet, batching, Cloud::REAL, args.operator_args.clone()));
                 }
@@ -123,6 +129,7 @@ async fn run_all(args: Args) {
             n,
             billing: Billing::PayAsYouGo,
             shape: Shape::Single,
+            sets: 1,
         };
         plan.push((fleet, true, cloud, extra));
     }
@@ -130,9 +137,10 @@ async fn run_all(args: Args) {
     let mut results = Vec::new();
     for (fleet, batching, cloud, extra) in plan {
         eprintln!(
-            "== N={}, {}, batching {}, billing {} (physical limit {:.0} s)",
+            "== N={}, {} x{}, batching {}, billing {} (physical limit {:.0} s)",
             fleet.n,
             fleet.shape.label(),
+            fleet.sets,
             if batching { "on" } else { "off" },
             fleet.billing.label(),
             cloud.physical_limit(fleet.n).as_secs_f64()
@@ -172,6 +180,8 @@ struct Fleet {
     n: usize,
     billing: Billing,
     shape: Shape,
+    /// Sets of `n` (the set shape); 1 otherwise.
+    sets: usize,
 }
 
 /// What every run shares: the operator's environment and the steady-state measurement.
@@ -195,7 +205,14 @@ async fn run_one(
         resync,
         periods,
     } = *measure;
-    let Fleet { n, billing, shape } = fleet;
+    let Fleet {
+        n,
+        billing,
+        shape,
+        sets: set_count,
+    } = fleet;
+    // What is waited for: every child of every set.
+    let total = n * set_count;
     let cp = support::control_plane();
     let namespace = support::new_namespace(client, &format!("bench-{n}")).await;
     let dir = cp.work_dir().join(format!("bench-{namespace}"));
@@ -222,12 +239,24 @@ async fn run_one(
     let started = Instant::now();
     match shape {
         Shape::Single => fleet::create_all(&api, n, billing).await,
-        Shape::Set => fleet::create_set(&sets, n, billing).await,
+        Shape::Set => fleet::create_sets(&sets, set_count, n, billing).await,
     }
     let applied = started.elapsed();
     let ready = tracker
-        .wait("Ready", started, patience, |c| c.ready >= n)
+        .wait("Ready", started, patience, |c| c.ready >= total)
         .await;
+    let create_timeline = tracker.milestones(
+        started,
+        &[
+            ("all present", &|c| c.present >= total),
+            ("all observed", &|c| c.observed >= total),
+            ("first RUNNING", &|c| c.running + c.ready > 0),
+            ("all RUNNING", &|c| c.running >= total),
+            ("first Ready", &|c| c.ready > 0),
+            ("half Ready", &|c| c.ready * 2 >= total),
+            ("all Ready", &|c| c.ready >= total),
+        ],
+    );
     let create_calls = sim.admin.counters().await.expect("sim counters");
     let at_ready = operator.stats();
 
@@ -251,15 +280,29 @@ async fn run_one(
     let deleting = Instant::now();
     match shape {
         Shape::Single => fleet::delete_all(&api).await,
-        Shape::Set => fleet::scale_set(&sets, 0).await,
+        Shape::Set => fleet::scale_sets(&sets, set_count, 0).await,
     }
     let gone = tracker
         .wait("deletion", deleting, patience, |c| c.present == 0)
         .await;
+    let delete_timeline = tracker.milestones(
+        deleting,
+        &[
+            ("first deleting", &|c| c.deleting > 0),
+            ("all deleting", &|c| c.deleting >= total),
+            ("first TERMINATING", &|c| c.terminating > 0),
+            ("all TERMINATING", &|c| c.terminating >= total),
+            ("first gone", &|c| c.present < total),
+            ("half gone", &|c| c.present * 2 <= total),
+            ("all gone", &|c| c.present == 0),
+        ],
+    );
     if shape == Shape::Set {
-        sets.delete(fleet::SET, &Default::default())
-            .await
-            .expect("delete the set");
+        for index in 0..set_count {
+            sets.delete(&fleet::set_name(index), &Default::default())
+                .await
+                .expect("delete the set");
+        }
     }
     let delete_calls = sim.admin.counters().await.expect("sim counters");
     let at_end = operator.stats();
@@ -270,7 +313,10 @@ async fn run_one(
     drop(operator);
     drop(sim);
     RunResult {
-        n,
+        n: total,
+        sets: set_count,
+        create_timeline,
+        delete_timeline,
         batching,
         billing: billing.label(),
         shape: shape.label(),

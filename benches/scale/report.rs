@@ -13,7 +13,14 @@ const SUCCESS: &str = "Success";
 
 #[derive(Debug)]
 pub struct RunResult {
+    /// Instances in all (every set's children together).
     pub n: usize,
+    /// Sets the `n` instances came in (set shape; 1 otherwise).
+    pub sets: usize,
+    /// Seconds from the create request to milestones (all present, all RUNNING, ...).
+    pub create_timeline: String,
+    /// Seconds from the delete / scale-to-0 request to milestones.
+    pub delete_timeline: String,
     pub batching: bool,
     /// `payg` or `mixed` (every other instance spot).
     pub billing: &'static str,
@@ -51,6 +58,14 @@ impl RunResult {
 
     fn per_instance(&self, counters: &SimCounters, action: &str) -> f64 {
         total(counters, action) as f64 / self.n as f64
+    }
+
+    fn shape_label(&self) -> String {
+        if self.sets > 1 {
+            format!("{} sets of {}", self.sets, self.n / self.sets)
+        } else {
+            self.shape.to_string()
+        }
     }
 
     fn mode(&self) -> &'static str {
@@ -112,7 +127,7 @@ pub fn table(results: &[RunResult]) -> String {
             out,
             "| {} | {} | {} | {} | {:.1} | {} | {:.1} | {} | {:.2} | {:.2} | {} | {} (≤ {}) | {} | {:.2} | {:.2} | {} | {:.1} | {:.1} |",
             r.n,
-            r.shape,
+            r.shape_label(),
             r.mode(),
             r.billing,
             r.applied.as_secs_f64(),
@@ -142,11 +157,13 @@ pub fn settings(results: &[RunResult]) -> String {
         let c = &r.cloud;
         let _ = writeln!(
             out,
-            "- N={} {} batching {} billing {}: sim limits Run {}/s, Describe {}/s, Terminate {}/s; pending {} s, public IP +{} s, terminating {} s; resync {} s; operator args: {}; at Ready: peak RSS {:.1} MiB, CPU {:.1} s; calls: {} RunInstances and {} DescribeInstances creating, {} TerminateInstances and {} DescribeInstances deleting",
+            "- N={} {} batching {} billing {}: timeline (s) creating: {}; deleting: {}; sim limits Run {}/s, Describe {}/s, Terminate {}/s; pending {} s, public IP +{} s, terminating {} s; resync {} s; operator args: {}; at Ready: peak RSS {:.1} MiB, CPU {:.1} s; calls: {} RunInstances and {} DescribeInstances creating, {} TerminateInstances and {} DescribeInstances deleting",
             r.n,
-            r.shape,
+            r.shape_label(),
             r.mode(),
             r.billing,
+            r.create_timeline,
+            r.delete_timeline,
             c.run_instances_rate,
             c.describe_instances_rate,
             c.terminate_instances_rate,
