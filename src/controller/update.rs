@@ -352,14 +352,22 @@ pub fn health(
         ));
     }
     let stopped = observed.is_stopped();
+    // Tencent releases the public IP of an instance stopped without charging and assigns a
+    // new one on start: whoever reads the condition (and a DNS record or firewall rule that
+    // names the old address) must learn it here, not after the start.
+    let released_ip = if observed.stopped_without_charging() {
+        "; stopped without charging: its public IP is released and starting it assigns a new one"
+    } else {
+        ""
+    };
     match spec.power_state {
         PowerState::Stopped if stopped => Some(Health::ready(
             "InstanceStopped",
-            format!("{id} is STOPPED, as powerState asks"),
+            format!("{id} is STOPPED, as powerState asks{released_ip}"),
         )),
         PowerState::Manual if stopped => Some(Health::ready(
             "InstanceStopped",
-            format!("{id} is STOPPED (powerState Manual: left as it is)"),
+            format!("{id} is STOPPED (powerState Manual: left as it is){released_ip}"),
         )),
         _ => None,
     }

@@ -22,6 +22,14 @@ pub(crate) const MUTATING: &[&str] = &[
     "ResetInstancesPassword",
     "RunInstances",
     "TerminateInstances",
+    "RebootInstances",
+    "ResetInstancesInternetMaxBandwidth",
+    "ModifyInstancesProject",
+    "ResizeInstanceDisks",
+    "AssociateInstancesKeyPairs",
+    "DisassociateInstancesKeyPairs",
+    "TagResources",
+    "UnTagResources",
 ];
 
 pub(crate) const NAME: &str = "day2";
@@ -251,6 +259,13 @@ async fn stopping_without_charging_releases_the_public_ip_and_starting_brings_a_
         status.public_ip_addresses, None,
         "released with STOP_CHARGING"
     );
+    let ready_condition = status.condition("Ready").unwrap();
+    assert!(
+        ready_condition
+            .message
+            .contains("public IP is released and starting it assigns a new one"),
+        "the status says the address will change: {ready_condition:?}"
+    );
     assert_eq!(
         status.observed.unwrap().stop_charging_mode.as_deref(),
         Some("STOP_CHARGING")
@@ -279,4 +294,140 @@ async fn stopping_without_charging_releases_the_public_ip_and_starting_brings_a_
     );
     assert_eq!(env.sim.calls("StartInstances").await, 1);
     assert_eq!(env.sim.calls("StopInstances").await, 1);
+}
+
+/// The calls made since `before`, per mutating action, where they changed.
+async fn calls_since(env: &TestEnv, before: &[(String, u64)]) -> Vec<(String, u64)> {
+    let now = mutating_calls(env).await;
+    now.iter()
+        .zip(before)
+        .filter(|((_, n), (_, b))| n != b)
+        .map(|((action, n), (_, b))| (action.clone(), n - b))
+        .collect()
+}
+
+/// Applies `spec` and waits until it is Ready with `check`; then exactly one call of
+/// `action` was made, and no other mutating call.
+async fn edit_is_one_call(
+    env: &TestEnv,
+    spec: Value,
+    action: &str,
+    check: impl Fn(&CvmInstance) -> bool,
+) {
+    let before = mutating_calls(env).await;
+    patch(env, spec.clone());
+    until(env, &format!("{spec} applied"), |o| ready(o) && check(o)).await;
+    assert_eq!(
+        calls_since(env, &before).await,
+        vec![(action.to_string(), 1)],
+        "{spec}: exactly one {action}"
+    );
+}
+
+#[tokio::test]
+async fn every_in_place_field_is_one_call_and_a_field_fought_over_ends_contested() {
+    let env = TestEnv::start("day2-fields").await;
+    env.apply_yaml_ok(&web(NAME));
+    env.wait_ready(NAME, 90);
+    let id = env.get(NAME).await.status.unwrap().instance_id.unwrap();
+
+    // Security groups are an ordered list: a new one first is a new priority order.
+    let groups = ["sg-1a2b3c4d", "sg-5t6u7v8w"];
+    edit_is_one_call(
+        &env,
+        json!({"network": {"securityGroupIds": groups}}),
+        "ModifyInstancesAttribute",
+        |o| observed(o).security_group_ids == groups,
+    )
+    .await;
+    assert_eq!(in_sim(&env, &id).await.security_group_ids, groups);
+
+    edit_is_one_call(
+        &env,
+        json!({"network": {"publicIp": {"maxBandwidthOutMbps": 20}}}),
+        "ResetInstancesInternetMaxBandwidth",
+        |o| observed(o).internet_max_bandwidth_out == Some(20),
+    )
+    .await;
+    edit_is_one_call(
+        &env,
+        json!({"projectId": 1001}),
+        "ModifyInstancesProject",
+        |o| observed(o).project_id == Some(1001),
+    )
+    .await;
+    // Both disks grown in one edit: one ResizeInstanceDisks carries the system disk and the
+    // data disks together.
+    let before = mutating_calls(&env).await;
+    patch(
+        &env,
+        json!({"systemDisk": {"sizeGiB": 80}, "dataDisks": [{"type": "CLOUD_SSD", "sizeGiB": 200, "deleteWithInstance": true}]}),
+    );
+    until(&env, "both disks grown", |o| {
+        ready(o) && observed(o).system_disk_size == Some(80) && observed(o).data_disk_sizes == [200]
+    })
+    .await;
+    assert_eq!(
+        calls_since(&env, &before).await,
+        vec![("ResizeInstanceDisks".to_string(), 1)]
+    );
+    // kubectl reads the same status (the object as stored, not a cache of the test's own).
+    let printed = kubectl_ok(env.kubectl().args([
+        "get",
+        "cvminstance",
+        NAME,
+        "-o",
+        "jsonpath={.status.observed.securityGroupIds} {.status.observed.projectId}",
+    ]));
+    assert_eq!(printed.trim(), r#"["sg-1a2b3c4d","sg-5t6u7v8w"] 1001"#);
+
+    // A person who renames the instance in the console again and again: corrected three
+    // times, then left alone and reported Contested, without another write.
+    // (An omitted instanceName is not compared: the operator's default fills it.)
+    let name = "day2-fields";
+    patch(
+        &env,
+        json!({"instanceName": name, "updatePolicy": {"drift": "Correct"}}),
+    );
+    until(&env, "the name", |o| {
+        ready(o) && observed(o).instance_name.as_deref() == Some(name)
+    })
+    .await;
+    let corrections = env.sim.calls("ModifyInstancesAttribute").await;
+    for round in 1..=3u64 {
+        env.sim
+            .admin
+            .mutate(&id, &json!({"instanceName": format!("console-{round}")}))
+            .await
+            .unwrap();
+        wait_for("the correction", Duration::from_secs(60), || async {
+            let corrected = env.sim.calls("ModifyInstancesAttribute").await == corrections + round
+                && in_sim(&env, &id).await.instance_name == name;
+            corrected.then_some(())
+        })
+        .await;
+    }
+    env.sim
+        .admin
+        .mutate(&id, &json!({"instanceName": "console-4"}))
+        .await
+        .unwrap();
+    // Ready again once the console's own operation has finished: the instance still serves.
+    until(&env, "Contested and Ready", |o| {
+        ready(o) && condition(o, "Drifted") == Some(("True".into(), "Contested".into()))
+    })
+    .await;
+    // Several sweeps later the person's name stands and nothing was written.
+    let sweeps = env.sim.calls("DescribeInstances").await;
+    wait_for("three more sweeps", Duration::from_secs(30), || async {
+        (env.sim.calls("DescribeInstances").await >= sweeps + 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        env.sim.calls("ModifyInstancesAttribute").await,
+        corrections + 3
+    );
+    assert_eq!(in_sim(&env, &id).await.instance_name, "console-4");
+    let events = env.event_reasons();
+    assert!(events.contains("DriftCorrected"), "{events}");
 }
