@@ -16,14 +16,14 @@ use crate::support::wait_for;
 use cvm_operator::api::{CvmInstance, CvmInstanceSet};
 use cvm_sim::faults::FaultSpec;
 
-const SET: &str = "workers";
+pub(crate) const SET: &str = "workers";
 const LABEL: &str = "cvm-operator.io/instance-set=workers";
 
-fn example() -> String {
+pub(crate) fn example() -> String {
     std::fs::read_to_string(format!("{REPO}/examples/instance-set.yaml")).unwrap()
 }
 
-async fn children(env: &TestEnv) -> Vec<CvmInstance> {
+pub(crate) async fn children(env: &TestEnv) -> Vec<CvmInstance> {
     let api: Api<CvmInstance> = Api::namespaced(env.client.clone(), &env.namespace);
     api.list(&kube::api::ListParams::default().labels(LABEL))
         .await
@@ -32,7 +32,7 @@ async fn children(env: &TestEnv) -> Vec<CvmInstance> {
 }
 
 /// Waits until the set is Ready with `n` Ready children and no launch in flight.
-async fn ready_with(env: &TestEnv, n: i32) -> CvmInstanceSet {
+pub(crate) async fn ready_with(env: &TestEnv, n: i32) -> CvmInstanceSet {
     let sets: Api<CvmInstanceSet> = Api::namespaced(env.client.clone(), &env.namespace);
     wait_for(
         &format!("{SET} Ready with {n}"),
@@ -49,7 +49,7 @@ async fn ready_with(env: &TestEnv, n: i32) -> CvmInstanceSet {
 }
 
 /// Instances of the sim that are not terminated (or on their way).
-async fn running(env: &TestEnv) -> usize {
+pub(crate) async fn running(env: &TestEnv) -> usize {
     env.sim
         .instances()
         .await
@@ -58,7 +58,7 @@ async fn running(env: &TestEnv) -> usize {
         .count()
 }
 
-fn scale(env: &TestEnv, replicas: u32) {
+pub(crate) fn scale(env: &TestEnv, replicas: u32) {
     kubectl_ok(env.kubectl().args([
         "scale",
         &format!("cvmset/{SET}"),

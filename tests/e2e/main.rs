@@ -21,4 +21,5 @@ mod operations;
 mod ownership;
 mod recovery;
 mod secrets;
+mod set_soak;
 mod validation;
