@@ -315,6 +315,9 @@ pub struct CvmInstanceSetStatus {
     /// The sequence number of the next launch.
     #[serde(default)]
     pub next_launch_seq: i64,
+    /// A scale-down in progress, written before its instances are terminated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal: Option<RemovalRecord>,
     /// kstatus conditions `Ready`, `Reconciling`, `Stalled`, then `CapacityDegraded`, and
     /// `OutOfDate` (True while some children run an older template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -353,6 +356,21 @@ pub struct LaunchOffering {
     pub subnet_id: Option<String>,
     pub instance_type: String,
     pub billing: BillingMode,
+}
+
+/// The children a scale-down removes: the write-ahead record of a removal. Written before
+/// their instances are terminated, so a crash between the TerminateInstances call and the
+/// deletions leaves them neither counted as replicas nor replaced as lost (the next
+/// reconcile deletes them), and kept until the set's cache of children shows every one
+/// deleted, so a reconcile reading a stale cache never takes them for live machines and
+/// terminates them again.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovalRecord {
+    pub children: Vec<String>,
+    /// Every child named was deleted (after its instance was terminated).
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// One RunInstances call of the set, recorded before it is sent.

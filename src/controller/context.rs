@@ -29,9 +29,6 @@ pub struct Settings {
     /// ID was never recorded, before a deleted resource lets go (Tencent attaches tags
     /// asynchronously, so a fresh instance may not be found by tag at once).
     pub tag_grace: Duration,
-    /// How long a deleted child of a set waits for the set to terminate its instance (with
-    /// the other victims, 100 to a call) before terminating it itself.
-    pub set_terminate_grace: Duration,
     /// How long a recorded instance may be missing from DescribeInstances before it counts as
     /// vanished, if it was never seen (new instances can lag in DescribeInstances).
     pub appear_grace: Duration,
@@ -55,7 +52,6 @@ impl Default for Settings {
             poll_max: Duration::from_secs(30),
             tag_grace: Duration::from_secs(60),
             appear_grace: Duration::from_secs(300),
-            set_terminate_grace: Duration::from_secs(10),
             operation_settle: super::update::OPERATION_SETTLE,
             default_credentials: None,
             offerings_period: Duration::from_secs(300),

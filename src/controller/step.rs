@@ -746,14 +746,8 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
         .collect();
     if !to_terminate.is_empty() {
         match &facts.terminated {
-            // The set that removed it terminates its victims together, 100 to a call: wait
-            // for that rather than trickle out calls of our own; a set that died in between
-            // leaves it to us after the grace.
-            None if left_to_set(view.object, deleted_at, now, settings) => {
-                return Step::Idle {
-                    then: Wait::PollMin,
-                };
-            }
+            // A set terminates its victims before deleting them, so a child of a set that
+            // still runs here was deleted by hand or by the garbage collector: ours to end.
             None => {
                 return Step::Terminate {
                     instances: to_terminate,
@@ -772,17 +766,6 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
             .find(|i| Some(i.instance_id.as_str()) == recorded)
             .map(|i| i.instance_id.clone()),
     }
-}
-
-/// Whether a set's child, deleted less than `set_terminate_grace` ago, leaves terminating its
-/// instance to the set (which deletes its victims, then terminates them all in one go).
-fn left_to_set(
-    object: &CvmInstance,
-    deleted_at: Timestamp,
-    now: Timestamp,
-    settings: &Settings,
-) -> bool {
-    controlling_set(object).is_some() && elapsed(deleted_at, now) < settings.set_terminate_grace
 }
 
 /// A token was persisted but no ID: RunInstances may have succeeded without the operator

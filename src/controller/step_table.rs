@@ -807,26 +807,18 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
             "Terminate ins-1".into(),
         ),
         (
-            "a set's child just deleted, still running: the set terminates it with the other victims",
+            "a set's child deleted still running (by hand, or by the garbage collector): terminated",
             set_child(recorded("RUNNING"))
                 .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
                 .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "RUNNING"))))),
-            "Idle PollMin".into(),
+            "Terminate ins-1".into(),
         ),
         (
-            "a set's child the set terminated: followed, never terminated again",
+            "a set's child the set terminated before deleting it: followed, never terminated again",
             set_child(recorded("RUNNING"))
                 .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
                 .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "TERMINATING"))))),
             "WaitTerminating ins-1 recorded Some(\"ins-1\")".into(),
-        ),
-        (
-            "a set's child still running after the grace (the set died before terminating): terminated",
-            set_child(recorded("RUNNING"))
-                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
-                .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "RUNNING")))))
-                .now(10),
-            "Terminate ins-1".into(),
         ),
         (
             "observed only: never terminated, whatever the policy",

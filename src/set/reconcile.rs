@@ -26,7 +26,7 @@ use super::plan::{
 };
 use crate::api::{
     BillingMode, CvmInstance, CvmInstanceSet, CvmInstanceSetStatus, LaunchOffering, LaunchPhase,
-    LaunchRecord, OfferingStatus, ScaleDownOrder, TAG_LAUNCH,
+    LaunchRecord, OfferingStatus, RemovalRecord, ScaleDownOrder, TAG_LAUNCH,
 };
 use crate::cloud::Cloud;
 use crate::controller::conditions::{Health, reason_from_code, transition_time};
@@ -35,6 +35,7 @@ use crate::controller::events::EventType;
 use crate::controller::price::format_price;
 use crate::controller::{Context, Error, finalizer};
 use tencent_cloud::error::CloudError;
+use tencent_cloud::types::Instance;
 
 /// Holds a deleted set until the launches it has in flight are settled: their instances
 /// have no child yet, so nothing else would terminate them.
@@ -101,6 +102,7 @@ pub async fn reconcile(set: Arc<CvmInstanceSet>, ctx: Arc<Context>) -> Result<Ac
 impl Run<'_> {
     async fn reconcile(&mut self) -> Result<Action, Error> {
         let mut members = self.members().await?;
+        self.finish_removal(&mut members).await?;
         self.replace_lost(&mut members).await?;
         self.settle_launches(&members).await?;
         if self.stall.is_none() && !self.retry {
@@ -136,16 +138,8 @@ impl Run<'_> {
                     }
                 }
                 let doomed = victims(&self.set.spec, &members, n, reverting);
-                self.remove(&doomed, reverting && c.fallback > 0).await?;
-                for m in members.iter_mut().filter(|m| doomed.contains(&m.name)) {
-                    m.deleting = true;
-                }
-                let doomed: Vec<Member> = members
-                    .iter()
-                    .filter(|m| doomed.contains(&m.name))
-                    .cloned()
-                    .collect();
-                self.terminate(&doomed).await?;
+                self.scale_down(&mut members, doomed, reverting && c.fallback > 0)
+                    .await?;
             }
         }
         self.follow_template(&mut members).await;
@@ -207,6 +201,79 @@ impl Run<'_> {
             warn!(error = %error, count = failed.len(), "children not brought up to date yet; retrying");
             self.follow_again = true;
         }
+    }
+
+    /// Removes the children named `doomed`: records them in `status.removal` (the intent,
+    /// before any effect), terminates their instances together (100 IDs a call per charge
+    /// type), then deletes them; their finalizers find the instances TERMINATING and only
+    /// follow them. Terminating before deleting keeps the calls batched however long the
+    /// deletions take (ten sets scaling down at once delete thousands of children), and a
+    /// deleted child never waits on the set: its finalizer terminates at once whatever
+    /// still runs.
+    async fn scale_down(
+        &mut self,
+        members: &mut [Member],
+        doomed: Vec<String>,
+        reverted: bool,
+    ) -> Result<(), Error> {
+        // A removal whose deletions the cache does not show yet stays recorded with this one.
+        let mut children = self
+            .status
+            .removal
+            .take()
+            .map(|r| r.children)
+            .unwrap_or_default();
+        children.extend(doomed.iter().cloned());
+        self.status.removal = Some(RemovalRecord {
+            children,
+            deleted: false,
+        });
+        self.write().await?;
+        let victims: Vec<Member> = members
+            .iter()
+            .filter(|m| doomed.contains(&m.name))
+            .cloned()
+            .collect();
+        self.terminate(&victims).await?;
+        self.remove(&doomed, reverted).await?;
+        for m in members.iter_mut().filter(|m| doomed.contains(&m.name)) {
+            m.deleting = true;
+        }
+        // Written with the report.
+        if let Some(removal) = &mut self.status.removal {
+            removal.deleted = true;
+        }
+        Ok(())
+    }
+
+    /// Carries on the recorded removal: its children count as deleting whatever the cache
+    /// says; if an earlier reconcile died before deleting them all (after the record, or
+    /// after the TerminateInstances call), what still runs is terminated and every one
+    /// deleted; once the cache shows them all deleted, the record goes.
+    async fn finish_removal(&mut self, members: &mut [Member]) -> Result<(), Error> {
+        let Some(removal) = self.status.removal.clone() else {
+            return Ok(());
+        };
+        let named = |m: &Member| removal.children.contains(&m.name);
+        if !removal.deleted {
+            let pending: Vec<Member> = members
+                .iter()
+                .filter(|m| named(m) && !m.deleting)
+                .cloned()
+                .collect();
+            self.terminate_running(&pending).await?;
+            let names: Vec<String> = pending.iter().map(|m| m.name.clone()).collect();
+            self.remove(&names, false).await?;
+            if let Some(removal) = &mut self.status.removal {
+                removal.deleted = true;
+            }
+        } else if !members.iter().any(|m| named(m) && !m.deleting) {
+            self.status.removal = None;
+        }
+        for m in members.iter_mut().filter(|m| named(m)) {
+            m.deleting = true;
+        }
+        Ok(())
     }
 
     /// Deletes the children whose instance is gone for good; the deficit this leaves is
@@ -735,9 +802,8 @@ impl Run<'_> {
         entry.last_error = Some(code.into());
     }
 
-    /// Deletes `names`; their finalizers terminate the instances (batched by the client).
-    /// All at once: children deleted together terminate together, so their
-    /// TerminateInstances calls coalesce (100 IDs a call) instead of trickling one by one.
+    /// Deletes `names` (their instances are terminated already, or their finalizers do it:
+    /// a lost child's instance is gone, a hand-deleted one's finalizer terminates it).
     async fn remove(&self, names: &[String], reverted: bool) -> Result<(), Error> {
         let api = &self.children_api;
         futures::stream::iter(names.to_vec())
@@ -766,21 +832,59 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Terminates the instances of children already deleted (their deletionTimestamp is the
-    /// persisted intent), all in one go: the client sends them 100 to a TerminateInstances
-    /// call per charge type, where each child's finalizer alone would trickle them through
-    /// 50 ms batch windows. The finalizers then find them TERMINATING and only follow them;
-    /// if the operator dies before this call, the finalizers terminate them instead.
-    /// Best effort: a failure leaves the work to the finalizers.
-    async fn terminate(&mut self, deleted: &[Member]) -> Result<(), Error> {
-        let instances = instances_of(deleted);
+    /// Terminates the instances of `doomed` (recorded in `status.removing`, or of a deleted
+    /// set) in one go: the client sends them 100 to a TerminateInstances call per charge
+    /// type, where each child's finalizer alone would trickle them through 50 ms batch
+    /// windows. Best effort: a failure leaves the work to the children's finalizers once
+    /// they are deleted.
+    async fn terminate(&mut self, doomed: &[Member]) -> Result<(), Error> {
+        let instances = instances_of(doomed);
         if instances.is_empty() {
             return Ok(());
         }
         let Some(cloud) = self.cloud().await? else {
             return Ok(());
         };
-        match cloud.terminate_instances(&instances).await {
+        self.terminate_instances(&cloud, &instances).await;
+        Ok(())
+    }
+
+    /// Like [`Self::terminate`] where some instances may be TERMINATING already (a removal
+    /// resumed after a crash, a deleted set looked at again): a TerminateInstances call
+    /// naming one of those is refused whole, so they are described first (one call per 100)
+    /// and only the others are terminated.
+    async fn terminate_running(&mut self, doomed: &[Member]) -> Result<(), Error> {
+        let instances = instances_of(doomed);
+        if instances.is_empty() {
+            return Ok(());
+        }
+        let Some(cloud) = self.cloud().await? else {
+            return Ok(());
+        };
+        let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
+        let running: Vec<String> = match cloud.describe_instances(&ids).await {
+            Ok(found) => found
+                .into_iter()
+                .filter(|i| i.instance_state != "TERMINATING")
+                .map(|i| i.instance_id)
+                .collect(),
+            Err(error) => {
+                warn!(error = %error, "describing removed children's instances; their finalizers will terminate them");
+                return Ok(());
+            }
+        };
+        let instances: Vec<_> = instances
+            .into_iter()
+            .filter(|i| running.contains(&i.instance_id))
+            .collect();
+        if !instances.is_empty() {
+            self.terminate_instances(&cloud, &instances).await;
+        }
+        Ok(())
+    }
+
+    async fn terminate_instances(&self, cloud: &Arc<dyn Cloud>, instances: &[Instance]) {
+        match cloud.terminate_instances(instances).await {
             Ok(()) => info!(
                 count = instances.len(),
                 "terminated the removed children's instances"
@@ -790,7 +894,6 @@ impl Run<'_> {
                 warn!(error = %error, "terminating removed children's instances; their finalizers will");
             }
         }
-        Ok(())
     }
 
     async fn report(&mut self, members: &[Member]) -> Result<Action, Error> {
@@ -922,14 +1025,18 @@ impl Run<'_> {
             return Ok(Action::await_change());
         }
         let members = self.members().await?;
-        // Unless the set's children are to stay (`--cascade=orphan`), delete them now and
-        // terminate their instances together, rather than wait for the garbage collector
-        // to delete them one by one after the set is gone.
+        // Unless the set's children are to stay (`--cascade=orphan`), terminate their
+        // instances together and delete them now, rather than wait for the garbage
+        // collector to delete them one by one after the set is gone. The set's deletion is
+        // the recorded intent; a second look (after a crash, or launches still settling)
+        // terminates only what still runs.
         if !self.set.finalizers().iter().any(|f| f == ORPHAN) {
             let remaining: Vec<Member> = members.iter().filter(|m| !m.deleting).cloned().collect();
-            let names: Vec<String> = remaining.iter().map(|m| m.name.clone()).collect();
-            self.remove(&names, false).await?;
-            self.terminate(&remaining).await?;
+            if !remaining.is_empty() {
+                self.terminate_running(&remaining).await?;
+                let names: Vec<String> = remaining.iter().map(|m| m.name.clone()).collect();
+                self.remove(&names, false).await?;
+            }
         }
         let mut open = Vec::new();
         for record in self.status.launches.clone() {

@@ -676,3 +676,80 @@ async fn template_changes_reach_running_machines_in_place_or_mark_them_out_of_da
     );
     assert_eq!(set_status(&env).await.updated_replicas, 1);
 }
+
+#[tokio::test]
+async fn several_sets_scaled_to_zero_together_terminate_in_one_call_each() {
+    // Three sets of 40 (120 children) scaled to zero in one command: each set terminates its
+    // victims in one call before deleting them, and no child terminates its instance again
+    // (a TerminateInstances naming a TERMINATING instance is refused whole).
+    const SETS: [&str; 3] = ["alpha", "beta", "gamma"];
+    let env = TestEnv::start("set-many-down").await;
+    for name in SETS {
+        env.apply_yaml_ok(
+            &example()
+                .replace("  name: workers", &format!("  name: {name}"))
+                .replace("  replicas: 3", "  replicas: 40"),
+        );
+    }
+    let sets: Api<CvmInstanceSet> = Api::namespaced(env.client.clone(), &env.namespace);
+    wait_for(
+        "three sets of 40 Ready",
+        Duration::from_secs(120),
+        || async {
+            let mut ready = 0;
+            for name in SETS {
+                let status = sets.get(name).await.ok()?.status?;
+                if status.condition("Ready")?.status == "True" && status.ready_replicas == 40 {
+                    ready += 1;
+                }
+            }
+            (ready == SETS.len()).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(running(&env).await, 120);
+    assert_eq!(env.sim.calls("TerminateInstances").await, 0);
+
+    let started = std::time::Instant::now();
+    let mut scale = env.kubectl();
+    scale.arg("scale").arg("--replicas=0");
+    for name in SETS {
+        scale.arg(format!("cvmset/{name}"));
+    }
+    kubectl_ok(&mut scale);
+    let all: Api<CvmInstance> = Api::namespaced(env.client.clone(), &env.namespace);
+    wait_for(
+        "every child gone and every machine terminated",
+        Duration::from_secs(120),
+        || async {
+            let kids = all.list(&Default::default()).await.ok()?.items;
+            (kids.is_empty() && running(&env).await == 0).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "3 sets of 40 scaled to 0 together: every child gone {:.1} s after the scale",
+        started.elapsed().as_secs_f64()
+    );
+    let outcomes = env.sim.outcomes("TerminateInstances").await;
+    let calls: u64 = outcomes.values().sum();
+    assert_eq!(
+        outcomes.get("Success").copied().unwrap_or_default(),
+        calls,
+        "no TerminateInstances refused: {outcomes:?}"
+    );
+    assert!(
+        (1..=3).contains(&calls),
+        "one call per set at most (all spot): {outcomes:?}"
+    );
+    for name in SETS {
+        let set = sets.get(name).await.unwrap();
+        let status = set.status.unwrap_or_default();
+        assert!(
+            status.removal.is_none(),
+            "{name}: the removal record is cleared once the children are deleted: {:?}",
+            status.removal
+        );
+        assert_eq!(status.replicas, 0);
+    }
+}

@@ -173,9 +173,10 @@ async fn every_crash_point_of_a_batch_launch_ends_with_exactly_the_replicas() {
 }
 
 /// A complete set of 3 scaled to 1 by a process that crashes at `crash` (if it comes), then
-/// finished by a fresh one; how many effects the scaling process made. The set deletes its
-/// victims (the persisted intent) and then terminates them in one call; a crash in between
-/// leaves them to the children's own finalizers.
+/// finished by a fresh one; how many effects the scaling process made. The set records its
+/// victims in its status (the intent), terminates them in one call, then deletes them; a
+/// crash in between leaves a record the next reconcile finishes, never a victim counted as
+/// a replica or replaced as lost.
 async fn scale_down_with_crash(crash: Option<(usize, When)>) -> usize {
     const TO: i32 = 1;
     let (world, sets) = world().await;
@@ -203,16 +204,27 @@ async fn scale_down_with_crash(crash: Option<(usize, When)>) -> usize {
             .await
             .unwrap_or_else(|_| panic!("the fresh process crashed"));
     } else if crash.is_none() {
-        eprintln!(
-            "the effects of a clean scale-down: {:?}",
-            first.effect_log()
+        let log = first.effect_log();
+        eprintln!("the effects of a clean scale-down: {log:?}");
+        let at = |effect: &str| log.iter().position(|e| e.starts_with(effect));
+        let terminated = at("TerminateInstances").expect("a TerminateInstances call");
+        assert!(
+            at("PUT").is_some_and(|recorded| recorded < terminated),
+            "the removal is recorded before anything is terminated: {log:?}"
         );
-        assert_eq!(
-            world.cloud.calls_of("TerminateInstances") - terminations_before,
-            1,
-            "the set terminates both victims in one call; their finalizers only follow them"
+        assert!(
+            at("DELETE").is_some_and(|deleted| terminated < deleted),
+            "terminated before deleted, so no finalizer waits on the set: {log:?}"
         );
     }
+    // Crash or not: the victims end in one call (a removal resumed after the call describes
+    // them first and finds nothing left to terminate), and no finalizer terminates again.
+    assert_eq!(
+        world.cloud.calls_of("TerminateInstances") - terminations_before,
+        1,
+        "{crash:?}: the set terminates both victims in one call; their finalizers only follow them: {:?}",
+        world.cloud.calls()
+    );
     assert_eq!(
         world.cloud.launched(),
         REPLICAS as u64,
