@@ -20,7 +20,7 @@ use super::credentials::{resolve_credentials, resolve_password};
 use super::error::Error;
 use super::events::EventType;
 use super::finalizer;
-use super::observe::{Requeue, Verdict, poll_interval};
+use super::observe::{Requeue, Verdict, judge, poll_interval};
 use super::password;
 use super::price;
 use super::request::{Owner, client_token, run_instances_request};
@@ -29,7 +29,7 @@ use super::step::{
     Day2, Facts, RELEASING, Release, Step, View, Wait, follows_password_secret, next_step,
     password_digest,
 };
-use super::target::Target;
+use super::target::{Managed, Target};
 use super::update;
 use crate::api::{CREDENTIALS_IN_USE, CvmInstance, Operation, TAG_UID};
 use crate::api::{ManagementPolicy, replace_only_digests};
@@ -293,17 +293,30 @@ async fn perform(
             Span::current().record("instance_id", id.as_str());
             info!(instance_id = %id, "adopting an existing instance");
             t.record(&instance);
+            if t.obj.milestones_on_owner() && !update::applies(&instance) {
+                // A set's child adopting its set's fresh launch: the set told of the launch,
+                // and the instance is still on its way, so its state is the first status
+                // (one write where "Adopted" and then "Provisioning" were two).
+                let verdict = judge(&instance, t.obj.spec.wants_public_ip());
+                let cloud = cloud(run)?.clone();
+                show_price(t, &cloud, &instance).await;
+                return Ok(Some(report(t, cloud, &instance, verdict).await?));
+            }
             let how = match t.obj.spec.management_policy {
                 ManagementPolicy::ObserveOnly => "observed only: nothing is changed",
                 ManagementPolicy::Manage => "managed from now on",
             };
-            t.event(
-                EventType::Normal,
-                "InstanceAdopted",
-                &format!("spec.instanceId {id} taken over ({how}); RunInstances is never called"),
-                "Adopt",
-            )
-            .await;
+            if !t.obj.milestones_on_owner() {
+                t.event(
+                    EventType::Normal,
+                    "InstanceAdopted",
+                    &format!(
+                        "spec.instanceId {id} taken over ({how}); RunInstances is never called"
+                    ),
+                    "Adopt",
+                )
+                .await;
+            }
             let health = Health::progressing("Adopted", format!("{id} adopted; observing it"));
             t.save(&health, false).await?;
             Some(wait(t, Wait::PollMin))
@@ -399,6 +412,9 @@ async fn perform(
             run.facts.terminated = Some(result);
             None
         }
+        // A set's child, its instance terminated by the set: nothing to write but the
+        // finalizer's release once the instance is gone (the set tells of the scale-down).
+        Step::WaitTerminating { .. } if t.obj.milestones_on_owner() => Some(wait(t, Wait::PollMin)),
         Step::WaitTerminating { ids, recorded } => {
             if let Some(id) = recorded {
                 t.status.instance_state = Some("TERMINATING".to_string());
@@ -421,6 +437,8 @@ async fn perform(
             Some(wait(t, Wait::PollMin))
         }
         Step::ReleaseFinalizer { why } => {
+            // A set's children: the set tells of the scale-down (Event `ScaledDown`).
+            let tell = !(matches!(why, Release::Terminated { .. }) && t.obj.milestones_on_owner());
             let (reason, note) = match why {
                 Release::Orphaned { what } => (
                     "InstanceOrphaned",
@@ -435,7 +453,9 @@ async fn perform(
                     ("InstanceTerminated", format!("{what} is gone"))
                 }
             };
-            t.event(EventType::Normal, reason, &note, "Delete").await;
+            if tell {
+                t.event(EventType::Normal, reason, &note, "Delete").await;
+            }
             let_go_of_credentials(t, &note).await?;
             finalizer::remove(&t.api, &t.obj, crate::api::FINALIZER).await?;
             t.ctx.forget(&t.uid);

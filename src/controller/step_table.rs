@@ -596,6 +596,11 @@ fn observe_rows() -> Vec<(&'static str, Case, String)> {
             "Replacing InstanceTerminating".into(),
         ),
         (
+            "a set's child whose machine its set terminated, not yet deleted: no write, polled",
+            set_child(ready_on_ins_1()).facts(described("TERMINATING")),
+            "Idle PollMin".into(),
+        ),
+        (
             "launch failed: stalled with the cloud's message",
             pending().facts(described("LAUNCH_FAILED")),
             "Report LaunchFailed Slow".into(),

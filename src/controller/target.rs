@@ -23,6 +23,7 @@ use super::step::reconciling_for;
 use super::sweep::{Owner, owner_of};
 use crate::api::{CvmInstance, CvmInstanceStatus};
 use crate::metrics::SpendLabels;
+use crate::set::children::controlling_set;
 use tencent_cloud::types::Instance;
 
 /// A ClientToken that is in the status stored by the API server. Only [`Target`] makes one,
@@ -83,6 +84,13 @@ pub trait Managed:
     fn spend_metric(&self, _status: &Self::Status) -> Option<(&'static str, f64)> {
         None
     }
+    /// Whether the Normal milestone Events of this resource (Ready, adopted, terminated) are
+    /// told by its owner in aggregate instead: a set's thousand children would write a
+    /// thousand Events each time (an API call and an etcd object for an hour each) and slow
+    /// every child's status behind them. Warnings are always the resource's own.
+    fn milestones_on_owner(&self) -> bool {
+        false
+    }
 }
 
 impl Managed for CvmInstance {
@@ -109,6 +117,9 @@ impl Managed for CvmInstance {
     fn spend_metric(&self, status: &CvmInstanceStatus) -> Option<(&'static str, f64)> {
         let price = parse_price(status.hourly_price.as_deref())?;
         Some((self.spec.billing.mode.as_str(), price))
+    }
+    fn milestones_on_owner(&self) -> bool {
+        controlling_set(self).is_some()
     }
 }
 
@@ -211,7 +222,7 @@ impl<'a, K: Managed> Target<'a, K> {
         let type_ = match health {
             Health::Stalled { .. } => Some(EventType::Warning),
             _ if warning => Some(EventType::Warning),
-            Health::Ready { .. } => Some(EventType::Normal),
+            Health::Ready { .. } if !self.obj.milestones_on_owner() => Some(EventType::Normal),
             _ => None,
         };
         if transition && let Some(type_) = type_ {

@@ -236,6 +236,21 @@ impl Run<'_> {
             .collect();
         self.terminate(&victims).await?;
         self.remove(&doomed, reverted).await?;
+        // The children tell nothing of their own removal: one Event for all of them.
+        let ids: Vec<&str> = victims
+            .iter()
+            .filter_map(|m| m.instance_id.as_deref())
+            .collect();
+        self.event(
+            EventType::Normal,
+            "ScaledDown",
+            &format!(
+                "terminating {} instances and deleting their children: {}",
+                ids.len(),
+                ids.join(", ")
+            ),
+        )
+        .await;
         for m in members.iter_mut().filter(|m| doomed.contains(&m.name)) {
             m.deleting = true;
         }
@@ -1002,6 +1017,14 @@ impl Run<'_> {
         }
         if stalled_now && !was_stalled {
             self.event(EventType::Warning, health.reason(), health.message())
+                .await;
+        }
+        // The children's Ready is told here, once for all of them.
+        let was_ready = previous
+            .iter()
+            .any(|cond| cond.type_ == "Ready" && cond.status == "True");
+        if complete && self.stall.is_none() && !was_ready {
+            self.event(EventType::Normal, "Ready", health.message())
                 .await;
         }
         let s = &self.ctx.settings;

@@ -752,4 +752,27 @@ async fn several_sets_scaled_to_zero_together_terminate_in_one_call_each() {
         );
         assert_eq!(status.replicas, 0);
     }
+    // The children's milestones are told by their sets, once each: 120 children made no
+    // Normal Event of their own (each would be an API write on the way to Ready or gone).
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    let events = events.list(&Default::default()).await.unwrap().items;
+    let told = |kind: &str, type_: &str, reason: Option<&str>| {
+        events
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some(kind))
+            .filter(|e| e.type_.as_deref() == Some(type_))
+            .filter(|e| reason.is_none() || e.reason.as_deref() == reason)
+            .count()
+    };
+    assert_eq!(
+        told("CvmInstance", "Normal", None),
+        0,
+        "no child tells its own Ready, adoption or termination"
+    );
+    assert!(told("CvmInstanceSet", "Normal", Some("Ready")) >= SETS.len());
+    assert_eq!(
+        told("CvmInstanceSet", "Normal", Some("ScaledDown")),
+        SETS.len()
+    );
 }
