@@ -91,6 +91,11 @@ pub struct CvmInstanceSetSpec {
     /// How launches are made.
     #[serde(default)]
     pub launch: LaunchPolicy,
+
+    /// How machines running an older template (a change no running machine can take: a
+    /// data disk added, userData, another system disk...) are replaced.
+    #[serde(default)]
+    pub rollout: RolloutPolicy,
 }
 
 /// The instance configuration of a set.
@@ -237,6 +242,43 @@ pub enum ScaleDownOrder {
     Newest,
     Oldest,
     Cost,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutPolicy {
+    /// `Manual` (default): out-of-date machines stay until the set shrinks (they go first)
+    /// or a person deletes their child (replaced from the current template). `Surge`: up to
+    /// `maxSurge` machines from the current template are launched on top of `replicas`, and
+    /// an out-of-date machine is removed only once a replacement is Ready, so a rollout
+    /// never leaves the set with fewer Ready machines than `replicas`.
+    #[serde(default)]
+    pub strategy: RolloutStrategy,
+    /// Machines launched above `replicas` at once during a `Surge` rollout, 1 to 100
+    /// (default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_surge: i32,
+}
+
+impl Default for RolloutPolicy {
+    fn default() -> Self {
+        Self {
+            strategy: RolloutStrategy::default(),
+            max_surge: one(),
+        }
+    }
+}
+
+fn one() -> i32 {
+    1
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RolloutStrategy {
+    #[default]
+    Manual,
+    Surge,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

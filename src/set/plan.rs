@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
     AllocationStrategy, BillingMode, CvmInstanceSetSpec, LaunchOffering, LaunchPhase, LaunchRecord,
-    OfferingStatus, ScaleDownOrder,
+    OfferingStatus, RolloutStrategy, ScaleDownOrder,
 };
 
 /// One child as the planner sees it.
@@ -50,6 +50,19 @@ pub struct Census {
     pub in_flight: i32,
     /// Ready and not fallback: what a revert to spot waits for.
     pub ready_not_fallback: i32,
+    /// Of `live`, children running an older template: in the spot share (spot or fallback)
+    /// and pay-as-you-go by policy.
+    pub outdated_spot_share: i32,
+    pub outdated_on_demand: i32,
+    /// Of `live`, up-to-date machines not Ready yet, launches in flight included: what a
+    /// Surge rollout waits for before it removes an out-of-date machine.
+    pub unready_current: i32,
+}
+
+impl Census {
+    pub fn outdated(&self) -> i32 {
+        self.outdated_spot_share + self.outdated_on_demand
+    }
 }
 
 /// Counts `members` and the launches in flight. An Issued launch counts its IDs that have no
@@ -65,6 +78,11 @@ pub fn census(members: &[Member], launches: &[LaunchRecord]) -> Census {
         c.ready += i32::from(m.ready);
         c.ready_not_fallback += i32::from(m.ready && !m.fallback);
         count_billing(&mut c, m.billing, m.fallback, 1);
+        match (m.up_to_date, m.billing, m.fallback) {
+            (true, ..) => c.unready_current += i32::from(!m.ready),
+            (false, BillingMode::PayAsYouGo, false) => c.outdated_on_demand += 1,
+            (false, ..) => c.outdated_spot_share += 1,
+        }
     }
     for launch in launches {
         let n = match launch.phase {
@@ -77,6 +95,7 @@ pub fn census(members: &[Member], launches: &[LaunchRecord]) -> Census {
         };
         c.live += n;
         c.in_flight += n;
+        c.unready_current += n;
         count_billing(&mut c, launch.offering.billing, launch.fallback, n);
     }
     c
@@ -118,16 +137,30 @@ impl Need {
     }
 }
 
+/// Machines a `Surge` rollout launches on top of `replicas` now: `maxSurge`, and no more
+/// than the out-of-date machines left. None while reverting to spot (that surge first).
+pub fn rollout_surge(spec: &CvmInstanceSetSpec, c: &Census, reverting: bool) -> i32 {
+    if spec.rollout.strategy != RolloutStrategy::Surge || reverting {
+        return 0;
+    }
+    spec.rollout.max_surge.max(1).min(c.outdated())
+}
+
 /// What to launch. `reverting`: spot has capacity again and fallback machines are due to go
-/// back, so spot replacements are launched on top of `replicas` (surge first).
+/// back, so spot replacements are launched on top of `replicas` (surge first). A `Surge`
+/// rollout likewise launches replacements for up to `maxSurge` out-of-date machines, in
+/// their share (spot first, as they go first).
 pub fn need(spec: &CvmInstanceSetSpec, c: &Census, reverting: bool) -> Need {
+    let surge = rollout_surge(spec, c, reverting);
+    let retiring_spot = c.outdated_spot_share.min(surge);
+    let retiring_on_demand = (surge - retiring_spot).min(c.outdated_on_demand);
     let od_target = on_demand_target(spec);
     let spot_target = spec.replicas.max(0) - od_target;
-    let on_demand = (od_target - c.on_demand).max(0);
+    let on_demand = (od_target - (c.on_demand - retiring_on_demand)).max(0);
     // Fallback machines fill the spot share, except when they are being replaced.
-    let spot_have = c.spot + if reverting { 0 } else { c.fallback };
+    let spot_have = c.spot + if reverting { 0 } else { c.fallback } - retiring_spot;
     let spot = (spot_target - spot_have).max(0);
-    let room = spec.replicas.max(0) + if reverting { c.fallback } else { 0 } - c.live;
+    let room = spec.replicas.max(0) + if reverting { c.fallback } else { 0 } + surge - c.live;
     let room = room.max(0);
     // Within the room, on-demand (the base) first.
     let on_demand = on_demand.min(room);
@@ -141,7 +174,13 @@ pub fn need(spec: &CvmInstanceSetSpec, c: &Census, reverting: bool) -> Need {
 /// spot replacements are Ready: the set never drops below `replicas` Ready-able machines.
 pub fn surplus(spec: &CvmInstanceSetSpec, c: &Census, reverting: bool) -> i32 {
     let keep_fallback = reverting && c.ready_not_fallback < spec.replicas;
-    let allowed = spec.replicas.max(0) + if keep_fallback { c.fallback } else { 0 };
+    // A rollout keeps an out-of-date machine for each replacement not Ready yet.
+    let keep_outdated = if spec.rollout.strategy == RolloutStrategy::Surge {
+        c.unready_current.min(c.outdated())
+    } else {
+        0
+    };
+    let allowed = spec.replicas.max(0) + if keep_fallback { c.fallback } else { 0 } + keep_outdated;
     (c.live - allowed).max(0)
 }
 
@@ -159,6 +198,10 @@ pub fn victims(
 ) -> Vec<String> {
     let mut candidates: Vec<&Member> = members.iter().filter(|m| !m.deleting).collect();
     let order = spec.scale_down.order;
+    // During a Surge rollout an up-to-date machine still booting is a replacement, not a
+    // never-Ready machine to drop first.
+    let rolling =
+        spec.rollout.strategy == RolloutStrategy::Surge && candidates.iter().any(|m| !m.up_to_date);
     candidates.sort_by(|a, b| {
         let rank = |m: &Member| {
             let (outdated, fallback) = (!m.up_to_date, m.fallback);
@@ -167,7 +210,12 @@ pub fn victims(
             } else {
                 (outdated, fallback)
             };
-            (m.ready, !m.delete_priority, !first, !second)
+            (
+                m.ready || (rolling && m.up_to_date),
+                !m.delete_priority,
+                !first,
+                !second,
+            )
         };
         rank(a).cmp(&rank(b)).then_with(|| match order {
             ScaleDownOrder::Newest => b.created.cmp(&a.created),

@@ -133,8 +133,82 @@ fn the_census_counts_launches_in_flight_once() {
             fallback: 1,
             in_flight: 6,
             ready_not_fallback: 1,
+            // b, and the 6 in flight.
+            unready_current: 7,
+            ..Census::default()
         }
     );
+}
+
+#[test]
+fn a_surge_rollout_replaces_out_of_date_machines_without_dropping_below_the_replicas() {
+    let surge = |max: i32| {
+        spec(
+            3,
+            serde_json::json!({"rollout": {"strategy": "Surge", "maxSurge": max}}),
+        )
+    };
+    let old: Vec<Member> = (0..3)
+        .map(|i| outdated(member(&format!("old{i}"), BillingMode::Spot, true, i)))
+        .collect();
+    let s = surge(1);
+    // Three out of date: one replacement launched on top of the replicas, nothing removed.
+    let c = census(&old, &[]);
+    assert_eq!(c.outdated(), 3);
+    assert_eq!(
+        need(&s, &c, false),
+        Need {
+            on_demand: 0,
+            spot: 1
+        }
+    );
+    assert_eq!(surplus(&s, &c, false), 0);
+    // The replacement boots: still nothing removed, nothing more launched.
+    let mut members = old.clone();
+    members.push(member("new0", BillingMode::Spot, false, 100));
+    let c = census(&members, &[]);
+    assert_eq!(need(&s, &c, false), Need::default());
+    assert_eq!(surplus(&s, &c, false), 0);
+    // Ready: one out-of-date machine goes (not the newest, whatever the order says).
+    members.last_mut().unwrap().ready = true;
+    let c = census(&members, &[]);
+    assert_eq!(surplus(&s, &c, false), 1);
+    assert_eq!(victims(&s, &members, 1, false), ["old2"]);
+
+    // maxSurge 2: two at once; one Ready and one booting remove one out-of-date machine, and
+    // the booting replacement is not taken for a never-Ready machine to drop.
+    let s = surge(2);
+    assert_eq!(need(&s, &census(&old, &[]), false).spot, 2);
+    let mut members = old.clone();
+    members.push(member("new0", BillingMode::Spot, true, 100));
+    members.push(member("new1", BillingMode::Spot, false, 101));
+    let c = census(&members, &[]);
+    assert_eq!(surplus(&s, &c, false), 1);
+    assert_eq!(victims(&s, &members, 1, false), ["old2"]);
+
+    // Pay-as-you-go machines are replaced in their own share.
+    let od = spec(
+        2,
+        serde_json::json!({"capacity": {"onDemandBase": 2}, "rollout": {"strategy": "Surge", "maxSurge": 2}}),
+    );
+    let paid: Vec<Member> = (0..2)
+        .map(|i| outdated(member(&format!("p{i}"), BillingMode::PayAsYouGo, true, i)))
+        .collect();
+    assert_eq!(
+        need(&od, &census(&paid, &[]), false),
+        Need {
+            on_demand: 2,
+            spot: 0
+        }
+    );
+
+    // Manual (the default): out-of-date machines stay; no surge, no surplus.
+    let manual = spec(3, serde_json::json!({}));
+    let c = census(&old, &[]);
+    assert_eq!(need(&manual, &c, false), Need::default());
+    assert_eq!(surplus(&manual, &c, false), 0);
+    // While reverting to spot, the rollout waits.
+    assert_eq!(rollout_surge(&s, &c, true), 0);
 }
 
 #[test]

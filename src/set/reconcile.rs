@@ -26,7 +26,7 @@ use super::plan::{
 };
 use crate::api::{
     BillingMode, CvmInstance, CvmInstanceSet, CvmInstanceSetStatus, LaunchOffering, LaunchPhase,
-    LaunchRecord, OfferingStatus, RemovalRecord, ScaleDownOrder, TAG_LAUNCH,
+    LaunchRecord, OfferingStatus, RemovalRecord, RolloutStrategy, ScaleDownOrder, TAG_LAUNCH,
 };
 use crate::cloud::Cloud;
 use crate::controller::conditions::{Health, reason_from_code, transition_time};
@@ -105,6 +105,10 @@ impl Run<'_> {
         self.finish_removal(&mut members).await?;
         self.replace_lost(&mut members).await?;
         self.settle_launches(&members).await?;
+        // First, so that what the scaling sees as out of date is what no running machine
+        // can take (a Surge rollout replaces those), not every child a moment before its
+        // template patch.
+        self.follow_template(&mut members).await;
         if self.stall.is_none() && !self.retry {
             let c = census(&members, &self.status.launches);
             // Stock and prices matter only to a launch or a revert: a steady set makes no
@@ -142,7 +146,6 @@ impl Run<'_> {
                     .await?;
             }
         }
-        self.follow_template(&mut members).await;
         self.report(&members).await
     }
 
@@ -929,8 +932,11 @@ impl Run<'_> {
         self.status.fallback_replicas = c.fallback;
         self.status.offerings = offering_rows(&self.status.offerings, members, now);
         self.status.hourly_price = total_price(members.iter().filter(|m| !m.deleting));
-        let complete =
-            c.live == spec.replicas && c.ready == spec.replicas && self.status.launches.is_empty();
+        let rolling = spec.rollout.strategy == RolloutStrategy::Surge && c.outdated() > 0;
+        let complete = c.live == spec.replicas
+            && c.ready == spec.replicas
+            && self.status.launches.is_empty()
+            && !rolling;
         let marked = self
             .status
             .offerings
@@ -947,6 +953,13 @@ impl Run<'_> {
                 format!(
                     "{} of {} instances; no offering has capacity now",
                     c.live, spec.replicas
+                ),
+            ),
+            None if rolling => Health::progressing(
+                "RollingOut",
+                format!(
+                    "{} of {} instances run the current template, {} Ready; replacing up to {} at a time, each out-of-date instance removed once its replacement is Ready",
+                    self.status.updated_replicas, spec.replicas, c.ready, spec.rollout.max_surge
                 ),
             ),
             None => Health::progressing(
@@ -993,12 +1006,17 @@ impl Run<'_> {
             .into(),
             message: if outdated > 0 {
                 format!(
-                    "{outdated} instances run an older template: {} cannot change on a running machine; \
-                     they go first on scale-down, and a child deleted by hand is replaced from the current template",
+                    "{outdated} instances run an older template: {} cannot change on a running machine; {}",
                     if self.behind.is_empty() {
                         "the template".to_string()
                     } else {
                         self.behind.join(", ")
+                    },
+                    if rolling {
+                        "the Surge rollout replaces them"
+                    } else {
+                        "they go first on scale-down, a child deleted by hand is replaced from the current template, \
+                         and spec.rollout.strategy: Surge replaces them all"
                     }
                 )
             } else {

@@ -421,6 +421,8 @@ async fn invalid_sets_are_refused_at_admission_naming_the_field() {
             "        mode: Spot\n",
             "spec.template.spec.updatePolicy.replace: Recreate is not supported in a set",
         ),
+        ("    maxSurge: 1", "spec.rollout.maxSurge"),
+        ("    strategy: Manual", "spec.rollout.strategy"),
     ];
     let broken = [
         example().replace("      region: ap-guangzhou", rows[0].0),
@@ -430,6 +432,8 @@ async fn invalid_sets_are_refused_at_admission_naming_the_field() {
             rows[3].0,
             "        mode: Spot\n      updatePolicy: {replace: Recreate}\n",
         ),
+        example().replace(rows[4].0, "    maxSurge: 0"),
+        example().replace(rows[5].0, "    strategy: Rolling"),
     ];
     for (yaml, (_, field)) in broken.iter().zip(rows) {
         let out = env.apply_yaml(yaml);
@@ -675,6 +679,60 @@ async fn template_changes_reach_running_machines_in_place_or_mark_them_out_of_da
         "the up-to-date machine was removed: {kept:?}"
     );
     assert_eq!(set_status(&env).await.updated_replicas, 1);
+
+    // A Surge rollout replaces the last out-of-date machine: its replacement launched on
+    // top of the replicas, the old one removed once the new one is Ready; the set never has
+    // fewer than 2 Ready machines on the way.
+    let runs = env.sim.calls("RunInstances").await;
+    let terminations = env.sim.calls("TerminateInstances").await;
+    kubectl_ok(env.kubectl().args([
+        "patch",
+        "cvmset",
+        SET,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"rollout":{"strategy":"Surge","maxSurge":1}}}"#,
+    ]));
+    let fewest_ready = std::cell::Cell::new(i32::MAX);
+    let rolling_seen = std::cell::Cell::new(false);
+    wait_for("the rollout done", Duration::from_secs(90), || {
+        let sets = sets.clone();
+        let (fewest, seen) = (&fewest_ready, &rolling_seen);
+        async move {
+            let set = sets.get(SET).await.ok()?;
+            let status = set.status?;
+            fewest.set(fewest.get().min(status.ready_replicas));
+            let rolling = status
+                .condition("Reconciling")
+                .is_some_and(|c| c.status == "True" && c.reason == "RollingOut");
+            seen.set(seen.get() || rolling);
+            let done = status.observed_generation == set.metadata.generation
+                && status.updated_replicas == 2
+                && status.ready_replicas == 2
+                && status.replicas == 2
+                && status.condition("Ready")?.status == "True";
+            done.then_some(())
+        }
+    })
+    .await;
+    let fewest_ready = fewest_ready.get();
+    assert!(
+        fewest_ready >= 2,
+        "a rollout dropped to {fewest_ready} Ready"
+    );
+    assert!(rolling_seen.get(), "Reconciling/RollingOut while it runs");
+    wait_for("the old child gone", Duration::from_secs(60), || async {
+        (children(&env).await.len() == 2).then_some(())
+    })
+    .await;
+    for kid in children(&env).await {
+        assert_eq!(kid.spec.data_disks.as_ref().map(Vec::len), Some(1));
+    }
+    assert_eq!(env.sim.calls("RunInstances").await, runs + 1);
+    assert_eq!(env.sim.calls("TerminateInstances").await, terminations + 1);
+    assert_eq!(running(&env).await, 2);
+    let outdated = set_status(&env).await.condition("OutOfDate").cloned();
+    assert_eq!(outdated.map(|c| c.status).as_deref(), Some("False"));
 }
 
 #[tokio::test]
