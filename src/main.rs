@@ -67,6 +67,13 @@ struct RunArgs {
     poll_min_seconds: f64,
     #[arg(long, default_value_t = 30.0)]
     poll_max_seconds: f64,
+    /// Poll, in seconds, of a set's child while its machine boots or terminates (at most
+    /// --poll-min-seconds). Its DescribeInstances are batched with its siblings', 100 IDs a
+    /// call, so a short poll costs a set of 1,000 about ten calls a second while it boots
+    /// (the client's rate limiter spaces more) and brings each child Ready or gone within a
+    /// second of its machine.
+    #[arg(long, default_value_t = 1.0)]
+    set_child_poll_seconds: f64,
     /// Seconds a deleted resource waits for tags to propagate when a creation may be unrecorded.
     #[arg(long, default_value_t = 60.0)]
     tag_grace_seconds: f64,
@@ -195,6 +202,7 @@ async fn operate(args: RunArgs, metrics: Arc<Metrics>, shutdown: Shutdown) -> Re
         slow_retry_max: secs(args.slow_retry_max_seconds),
         poll_min: secs(args.poll_min_seconds),
         poll_max: secs(args.poll_max_seconds),
+        set_child_poll: secs(args.set_child_poll_seconds.min(args.poll_min_seconds)),
         tag_grace: secs(args.tag_grace_seconds),
         operation_settle: secs(args.operation_settle_seconds),
         offerings_period: secs(args.offerings_seconds),

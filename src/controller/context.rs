@@ -25,6 +25,9 @@ pub struct Settings {
     /// Polling while an instance is on its way.
     pub poll_min: Duration,
     pub poll_max: Duration,
+    /// The poll of a set's child while its machine boots or terminates (its Describe calls
+    /// are batched with its siblings').
+    pub set_child_poll: Duration,
     /// How long to keep looking for an instance whose creation may have been sent but whose
     /// ID was never recorded, before a deleted resource lets go (Tencent attaches tags
     /// asynchronously, so a fresh instance may not be found by tag at once).
@@ -50,6 +53,7 @@ impl Default for Settings {
             slow_retry_max: Duration::from_secs(300),
             poll_min: Duration::from_secs(3),
             poll_max: Duration::from_secs(30),
+            set_child_poll: Duration::from_secs(1),
             tag_grace: Duration::from_secs(60),
             appear_grace: Duration::from_secs(300),
             operation_settle: super::update::OPERATION_SETTLE,

@@ -414,7 +414,9 @@ async fn perform(
         }
         // A set's child, its instance terminated by the set: nothing to write but the
         // finalizer's release once the instance is gone (the set tells of the scale-down).
-        Step::WaitTerminating { .. } if t.obj.milestones_on_owner() => Some(wait(t, Wait::PollMin)),
+        Step::WaitTerminating { .. } if t.obj.milestones_on_owner() => {
+            Some(Action::requeue(t.ctx.settings.set_child_poll))
+        }
         Step::WaitTerminating { ids, recorded } => {
             if let Some(id) = recorded {
                 t.status.instance_state = Some("TERMINATING".to_string());
@@ -704,6 +706,8 @@ fn wait(t: &Target<'_, CvmInstance>, then: Wait) -> Action {
     match then {
         Wait::AwaitChange => Action::await_change(),
         Wait::PollMin => Action::requeue(s.poll_min),
+        // A set's machines boot together and its children's polls share Describe calls.
+        Wait::Soon if t.obj.milestones_on_owner() => Action::requeue(s.set_child_poll),
         Wait::Soon => Action::requeue(poll_interval(t.reconciling_for(), s.poll_min, s.poll_max)),
         // The operator never watches Secrets: a new login password is found by reading the
         // Secret again, once a resync period.
