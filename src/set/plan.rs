@@ -244,6 +244,19 @@ fn price_key(m: &Member) -> f64 {
 pub struct Market {
     pub available: bool,
     pub hourly_price: Option<f64>,
+    /// How deep the stock is: 0 `EnoughStock`, 1 `NormalStock`, 2 `UnderStock`, 3 anything
+    /// else (`WithoutStock` is not `available`).
+    pub stock_rank: u8,
+}
+
+/// The rank of a `StatusCategory` of DescribeZoneInstanceConfigInfos (see [`Market`]).
+pub fn stock_rank(category: &str) -> u8 {
+    match category {
+        "EnoughStock" => 0,
+        "NormalStock" => 1,
+        "UnderStock" => 2,
+        _ => 3,
+    }
 }
 
 pub type Markets = HashMap<(String, String, BillingMode), Market>;
@@ -288,12 +301,18 @@ pub fn candidates(
         .filter(|o| !unavailable(o, marked, now))
         .filter(|o| market(markets, o).is_none_or(|m| m.available))
         .collect();
-    if policy.allocation_strategy == AllocationStrategy::LowestPrice {
-        // Stable: equal or unknown prices keep the priority order, unknown ones last.
-        out.sort_by_key(|o| match market(markets, o).and_then(|m| m.hourly_price) {
-            Some(price) => (0, (price * 1e6) as i64),
-            None => (1, 0),
-        });
+    // Both sorts are stable: equals keep the priority order; unknown prices or stock last.
+    match policy.allocation_strategy {
+        AllocationStrategy::Priority => {}
+        AllocationStrategy::LowestPrice => {
+            out.sort_by_key(|o| match market(markets, o).and_then(|m| m.hourly_price) {
+                Some(price) => (0, (price * 1e6) as i64),
+                None => (1, 0),
+            });
+        }
+        AllocationStrategy::CapacityOptimized => {
+            out.sort_by_key(|o| market(markets, o).map_or(u8::MAX, |m| m.stock_rank));
+        }
     }
     out
 }

@@ -391,12 +391,6 @@ fn candidates_go_type_first_skip_marked_offerings_and_sort_by_price_when_asked()
             ]
         }}),
     );
-    let names = |offerings: Vec<LaunchOffering>| {
-        offerings
-            .iter()
-            .map(|o| format!("{}/{}", o.instance_type, o.zone))
-            .collect::<Vec<_>>()
-    };
     let none = Markets::new();
     assert_eq!(
         names(candidates(&s, BillingMode::Spot, &[], &none, t(0))),
@@ -454,6 +448,7 @@ fn candidates_go_type_first_skip_marked_offerings_and_sort_by_price_when_asked()
         Market {
             available: true,
             hourly_price: Some(0.3),
+            stock_rank: 0,
         },
     );
     markets.insert(
@@ -461,6 +456,7 @@ fn candidates_go_type_first_skip_marked_offerings_and_sort_by_price_when_asked()
         Market {
             available: true,
             hourly_price: Some(0.2),
+            stock_rank: 0,
         },
     );
     assert_eq!(
@@ -477,12 +473,72 @@ fn candidates_go_type_first_skip_marked_offerings_and_sort_by_price_when_asked()
         Market {
             available: false,
             hourly_price: Some(0.2),
+            stock_rank: 0,
         },
     );
     assert_eq!(
         names(candidates(&lowest, BillingMode::Spot, &[], &markets, t(0))),
         ["S5.MEDIUM2/ap-guangzhou-3"]
     );
+}
+
+#[test]
+fn capacity_optimized_takes_the_deepest_stock_first_and_the_priority_among_equals() {
+    let s = spec(
+        1,
+        serde_json::json!({"offerings": {
+            "instanceTypes": ["S5.MEDIUM2", "SA2.MEDIUM2"],
+            "subnets": [
+                {"zone": "ap-guangzhou-3", "subnetId": "subnet-aaaaaaaa"},
+                {"zone": "ap-guangzhou-4", "subnetId": "subnet-bbbbbbbb"}
+            ],
+            "allocationStrategy": "CapacityOptimized"
+        }}),
+    );
+    let mut markets = Markets::new();
+    for (zone, instance_type, category) in [
+        ("ap-guangzhou-3", "S5.MEDIUM2", "UnderStock"),
+        ("ap-guangzhou-4", "S5.MEDIUM2", "NormalStock"),
+        ("ap-guangzhou-3", "SA2.MEDIUM2", "EnoughStock"),
+        // ap-guangzhou-4 SA2.MEDIUM2: not in the answer.
+    ] {
+        markets.insert(
+            (zone.into(), instance_type.into(), BillingMode::Spot),
+            Market {
+                available: true,
+                hourly_price: None,
+                stock_rank: stock_rank(category),
+            },
+        );
+    }
+    assert_eq!(
+        names(candidates(&s, BillingMode::Spot, &[], &markets, t(0))),
+        [
+            "SA2.MEDIUM2/ap-guangzhou-3",
+            "S5.MEDIUM2/ap-guangzhou-4",
+            "S5.MEDIUM2/ap-guangzhou-3",
+            "SA2.MEDIUM2/ap-guangzhou-4",
+        ]
+    );
+    // Without stock data, the priority order.
+    assert_eq!(
+        names(candidates(
+            &s,
+            BillingMode::Spot,
+            &[],
+            &Markets::new(),
+            t(0)
+        ))[0],
+        "S5.MEDIUM2/ap-guangzhou-3"
+    );
+}
+
+/// `type/zone` of each offering, in order.
+fn names(offerings: Vec<LaunchOffering>) -> Vec<String> {
+    offerings
+        .iter()
+        .map(|o| format!("{}/{}", o.instance_type, o.zone))
+        .collect()
 }
 
 #[test]

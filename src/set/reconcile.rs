@@ -544,6 +544,7 @@ impl Run<'_> {
                         Market {
                             available: o.available,
                             hourly_price: o.hourly_price,
+                            stock_rank: plan::stock_rank(&o.stock),
                         },
                     );
                 }

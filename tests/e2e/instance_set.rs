@@ -276,6 +276,32 @@ async fn a_sold_out_offering_in_the_stock_data_is_never_tried() {
 }
 
 #[tokio::test]
+async fn capacity_optimized_launches_where_the_stock_is_deepest() {
+    let env = TestEnv::start("set-capacity").await;
+    // The first offering has 5 machines left (UnderStock in DescribeZoneInstanceConfigInfos):
+    // enough for the 3, and Priority would take it; CapacityOptimized takes the next one,
+    // which has plenty (EnoughStock).
+    env.sim
+        .admin
+        .set_capacity("ap-guangzhou-3", "SA2.MEDIUM4", Some(5))
+        .await
+        .unwrap();
+    env.apply_yaml_ok(&example().replace(
+        "allocationStrategy: Priority",
+        "allocationStrategy: CapacityOptimized",
+    ));
+    ready_with(&env, 3).await;
+    assert_all_in_the_next_offering(&env).await;
+    let outcomes = env.sim.outcomes("RunInstances").await;
+    assert_eq!(outcomes.get("Success"), Some(&1), "{outcomes:?}");
+    assert_eq!(
+        outcomes.values().sum::<u64>(),
+        1,
+        "none refused: {outcomes:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_sold_out_offering_sends_the_launch_to_the_next_one_in_the_same_pass() {
     let env = TestEnv::start("set-soldout").await;
     // The first offering has no stock and the stock data cannot tell
