@@ -1,5 +1,6 @@
 //! What every reconcile shares: clients, the Event publisher, settings, per-object backoff.
 
+use crate::set::writes::ChildWrites;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -77,6 +78,8 @@ pub struct Context {
     pub instances: Option<Store<Watched>>,
     /// Stock and prices per (cloud, charge type), shared by sets and instances.
     pub offerings: OfferingCache,
+    /// What all sets' writes to their children share (a bound in flight, recent creations).
+    pub child_writes: ChildWrites,
     /// Consecutive failures per resource UID, for exponential backoff of retries.
     failures: Mutex<HashMap<String, u32>>,
     /// Resource UIDs already told (by an Event) that their credentials Secret is being
@@ -103,6 +106,7 @@ impl Context {
             sweeper,
             metrics: Arc::new(Metrics::default()),
             instances: None,
+            child_writes: ChildWrites::default(),
             failures: Mutex::new(HashMap::new()),
             told_secret_deleting: Mutex::new(HashSet::new()),
         }

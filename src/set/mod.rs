@@ -8,6 +8,7 @@ pub mod follow;
 pub mod launch;
 pub mod plan;
 pub mod reconcile;
+pub mod writes;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -33,7 +33,8 @@ use crate::controller::conditions::{Health, reason_from_code, transition_time};
 use crate::controller::credentials::resolve_credentials;
 use crate::controller::events::EventType;
 use crate::controller::price::format_price;
-use crate::controller::{Context, Error, finalizer};
+use crate::controller::{Context, Error, Watched, finalizer};
+use kube::core::DeserializeGuard;
 use tencent_cloud::error::CloudError;
 use tencent_cloud::types::Instance;
 
@@ -64,7 +65,7 @@ struct Run<'a> {
     retry: bool,
     fell_back: bool,
     /// The children as `members` read them (the template is carried to them).
-    children_seen: Vec<CvmInstance>,
+    children_seen: Vec<Arc<Watched>>,
     /// Top-level template fields some children do not match (`offering`: one the set no
     /// longer offers).
     behind: Vec<String>,
@@ -127,7 +128,7 @@ impl Run<'_> {
                 // the rate limit allows, not after the earlier batches' children are written.
                 for record in self.status.launches.clone() {
                     if record.seq >= first_new && record.phase == LaunchPhase::Issued {
-                        self.create_children(&record).await?;
+                        self.create_children(&record, &members).await?;
                     }
                 }
             }
@@ -161,6 +162,7 @@ impl Run<'_> {
         let seen = std::mem::take(&mut self.children_seen);
         for existing in seen
             .iter()
+            .filter_map(|w| w.0.as_ref().ok())
             .filter(|c| c.meta().deletion_timestamp.is_none())
             .filter(|c| controlling_set(c) == Some(uid.as_str()))
         {
@@ -185,8 +187,10 @@ impl Run<'_> {
             return;
         }
         let api = &self.children_api;
+        let writes = &self.ctx.child_writes;
         let results: Vec<Result<(), kube::Error>> = futures::stream::iter(patches)
             .map(|(name, patch)| async move {
+                let _turn = writes.permit().await;
                 api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
                     .map(|_| ())
@@ -322,17 +326,18 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The children, from the shared cache when there is one.
+    /// The children, from the shared cache when there is one (shared, not copied: ten sets
+    /// of 1,000 reconciling at once would otherwise hold a second copy of the cache).
     async fn members(&mut self) -> Result<Vec<Member>, Error> {
         let uid = self.set.uid().unwrap_or_default();
-        let children: Vec<CvmInstance> = match &self.ctx.instances {
+        let ours = |c: &CvmInstance| {
+            c.namespace() == self.set.namespace() && controlling_set(c) == Some(uid.as_str())
+        };
+        let children: Vec<Arc<Watched>> = match &self.ctx.instances {
             Some(cache) => cache
                 .state()
-                .iter()
-                .filter_map(|w| w.0.as_ref().ok())
-                .filter(|c| c.namespace() == self.set.namespace())
-                .filter(|c| controlling_set(c) == Some(uid.as_str()))
-                .cloned()
+                .into_iter()
+                .filter(|w| w.0.as_ref().is_ok_and(ours))
                 .collect(),
             None => self
                 .children_api
@@ -340,11 +345,16 @@ impl Run<'_> {
                 .await?
                 .items
                 .into_iter()
-                .filter(|c| controlling_set(c) == Some(uid.as_str()))
+                .filter(|c| ours(c))
+                .map(|c| Arc::new(DeserializeGuard(Ok(c))))
                 .collect(),
         };
         let hash = template_hash(&self.set);
-        let members = children.iter().map(|c| member(c, &hash)).collect();
+        let members = children
+            .iter()
+            .filter_map(|w| w.0.as_ref().ok())
+            .map(|c| member(c, &hash))
+            .collect();
         self.children_seen = children;
         Ok(members)
     }
@@ -432,7 +442,7 @@ impl Run<'_> {
                 if record.instance_ids.iter().all(adopted) {
                     continue;
                 }
-                self.create_children(&record).await?;
+                self.create_children(&record, members).await?;
             }
             kept.push(record);
         }
@@ -506,17 +516,38 @@ impl Run<'_> {
     }
 
     /// Creates the children of an Issued launch; existing ones are left alone.
-    async fn create_children(&self, record: &LaunchRecord) -> Result<(), Error> {
+    /// Creates the children of `record` that `members` (the cache) does not show and that
+    /// were not created moments ago (the cache lags behind creations).
+    async fn create_children(
+        &self,
+        record: &LaunchRecord,
+        members: &[Member],
+    ) -> Result<(), Error> {
+        let namespace = self.set.namespace().unwrap_or_default();
+        let writes = &self.ctx.child_writes;
+        let now = self.ctx.clock.now();
         let children: Vec<CvmInstance> = record
             .instance_ids
             .iter()
+            .filter(|id| {
+                !members
+                    .iter()
+                    .any(|m| m.instance_id.as_deref() == Some(id.as_str()))
+            })
             .map(|id| child(&self.set, &record.offering, id, record.fallback))
+            .filter(|c| !writes.recently_created(&format!("{namespace}/{}", c.name_any()), now))
             .collect();
         let api = &self.children_api;
+        let namespace = &namespace;
         futures::stream::iter(children)
             .map(|c| async move {
+                let _turn = writes.permit().await;
+                let key = format!("{namespace}/{}", c.name_any());
                 match api.create(&PostParams::default(), &c).await {
-                    Ok(_) => Ok(()),
+                    Ok(_) => {
+                        writes.note_created(key, self.ctx.clock.now());
+                        Ok(())
+                    }
                     Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
                     Err(e) => Err(e),
                 }
@@ -827,6 +858,7 @@ impl Run<'_> {
         let api = &self.children_api;
         futures::stream::iter(names.to_vec())
             .map(|name| async move {
+                let _turn = self.ctx.child_writes.permit().await;
                 match api.delete(&name, &DeleteParams::default()).await {
                     Ok(_) => Ok(()),
                     Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
