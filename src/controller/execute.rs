@@ -35,6 +35,7 @@ use crate::api::{CREDENTIALS_IN_USE, CvmInstance, Operation, TAG_UID};
 use crate::api::{ManagementPolicy, replace_only_digests};
 use crate::cloud::{Cloud, Modification};
 use crate::day2::Change;
+use crate::set::children::controlling_set;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tencent_cloud::credentials::SecretString;
 use tencent_cloud::error::CloudError;
@@ -69,6 +70,10 @@ pub async fn execute(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
         credentials_secret: None,
     };
     run.facts.sweeper_vouches = sweeper_vouches(&t);
+    run.facts.removed_by_set = controlling_set(&t.obj).is_some()
+        && ctx
+            .child_writes
+            .being_removed(&format!("{}/{}", t.namespace, t.name), ctx.clock.now());
     for _ in 0..MAX_STEPS {
         let view = View {
             object: &t.obj,

@@ -65,6 +65,8 @@ pub struct Facts {
     pub terminated: Option<Result<(), CloudError>>,
     /// The sweeper saw the recorded instance unchanged within two resync periods.
     pub sweeper_vouches: bool,
+    /// The set that controls this resource is removing it (its deletion follows).
+    pub removed_by_set: bool,
     /// The UID tag was put on the instance named by `spec.instanceId` (then described again).
     pub claimed: bool,
     /// The day-2 change this reconcile recorded in `status.operation`, about to be sent.
@@ -538,6 +540,19 @@ fn observe(view: &View<'_>, id: &str, now: Timestamp, settings: &Settings) -> St
                 }
             }
         }
+        // A set removing this child terminated its machine first: its deletion follows.
+        Some(Ok(None)) if facts.removed_by_set => Step::Idle {
+            then: Wait::PollMin,
+        },
+        // An adopted instance is never recreated: a set replaces its child (a lost child is
+        // one Stalled with this reason); a single resource waits for a person.
+        Some(Ok(None)) if view.object.spec.instance_id.is_some() => Step::Stall {
+            reason: "InstanceNotFound",
+            message: format!(
+                "{id} no longer exists (terminated outside the operator, or a spot reclaim); an adopted instance is never recreated"
+            ),
+            then: Wait::SlowRetry,
+        },
         Some(Ok(None)) => {
             let never_seen = stored.instance_state.is_none();
             if never_seen
@@ -744,7 +759,9 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
         }
     }
     if live.is_empty() {
-        return if creation_may_be_unseen(stored, deleted_at, now, settings) {
+        // An adopting resource never launched anything that could still show up by tag.
+        let adopting = view.object.spec.instance_id.is_some();
+        return if !adopting && creation_may_be_unseen(stored, deleted_at, now, settings) {
             Step::ConfirmNoInstance
         } else {
             Step::ReleaseFinalizer {

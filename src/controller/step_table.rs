@@ -654,6 +654,23 @@ fn observe_rows() -> Vec<(&'static str, Case, String)> {
             "StartNewAttempt InstanceVanished".into(),
         ),
         (
+            "adopted and now missing: never recreated, stalled (a set replaces its child)",
+            ready_on_ins_1()
+                .spec(serde_json::json!({"instanceId": "ins-1", "credentialsSecretRef": {"name": "tc"}}))
+                .facts(gone),
+            "Stall InstanceNotFound SlowRetry".into(),
+        ),
+        (
+            "a set's child its set is removing, machine gone before the deletion: no write",
+            set_child(ready_on_ins_1())
+                .spec(serde_json::json!({"instanceId": "ins-1"}))
+                .facts(|f| {
+                    f.described = Some(Ok(None));
+                    f.removed_by_set = true;
+                }),
+            "Idle PollMin".into(),
+        ),
+        (
             "never seen and not Reconciling (Stalled): no grace to wait out",
             Case::new()
                 .recorded("ins-1", None, Health::stalled("QuotaExceeded", "quota"))
@@ -964,6 +981,16 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
         (
             "token but no ID, after tag_grace: let go",
             Case::new().token(0).deleted().facts(tagged(vec![])).now(60),
+            "Release Terminated no instance".into(),
+        ),
+        (
+            "adopting, a token from an earlier attempt, no ID: nothing can show up by tag, let go",
+            Case::new()
+                .token(0)
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
+                .deleted()
+                .facts(|f| f.described = Some(Ok(None)))
+                .now(5),
             "Release Terminated no instance".into(),
         ),
         (

@@ -236,6 +236,7 @@ impl Run<'_> {
             deleted: false,
         });
         self.write().await?;
+        self.note_removing(&doomed);
         let victims: Vec<Member> = members
             .iter()
             .filter(|m| doomed.contains(&m.name))
@@ -277,6 +278,7 @@ impl Run<'_> {
             return Ok(());
         };
         let named = |m: &Member| removal.children.contains(&m.name);
+        self.note_removing(&removal.children);
         if !removal.deleted {
             let pending: Vec<Member> = members
                 .iter()
@@ -296,6 +298,16 @@ impl Run<'_> {
             m.deleting = true;
         }
         Ok(())
+    }
+
+    /// Tells the children named that they are being removed (recorded in the status): one
+    /// whose machine is gone before its deletion arrives then writes nothing.
+    fn note_removing(&self, names: &[String]) {
+        let namespace = self.set.namespace().unwrap_or_default();
+        self.ctx.child_writes.note_removing(
+            names.iter().map(|name| format!("{namespace}/{name}")),
+            self.ctx.clock.now(),
+        );
     }
 
     /// Deletes the children whose instance is gone for good; the deficit this leaves is

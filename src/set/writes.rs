@@ -3,7 +3,10 @@
 //! server refuses what is over its `--max-mutating-requests-inflight` (200 by default) with
 //! 429. And the children created moments ago: the shared cache shows a new child only once
 //! its watch event arrives, and creating it again is a POST the API server refuses (409)
-//! after doing most of a write's work.
+//! after doing most of a write's work. And the children a set is removing: it terminates
+//! their machines before it deletes them, and with thousands to delete a child may see its
+//! machine gone first; knowing it is being removed, it writes nothing (no Stalled status,
+//! no Warning) and waits for its deletion.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,11 +18,16 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 const IN_FLIGHT: usize = 64;
 /// How long a created child is taken as existing without the cache showing it.
 const CREATED_MEMORY: SignedDuration = SignedDuration::from_secs(30);
+/// How long a child noted as being removed is taken as such (its deletion follows within
+/// seconds; the memory only bounds the map).
+const REMOVING_MEMORY: SignedDuration = SignedDuration::from_secs(600);
 
 pub struct ChildWrites {
     permits: Semaphore,
     /// `namespace/name` of each child created, with when.
     created: Mutex<HashMap<String, Timestamp>>,
+    /// `namespace/name` of each child a set is removing, with when it was recorded.
+    removing: Mutex<HashMap<String, Timestamp>>,
 }
 
 impl Default for ChildWrites {
@@ -27,8 +35,33 @@ impl Default for ChildWrites {
         Self {
             permits: Semaphore::new(IN_FLIGHT),
             created: Mutex::new(HashMap::new()),
+            removing: Mutex::new(HashMap::new()),
         }
     }
+}
+
+/// Whether `key` was noted less than `memory` before `now`.
+fn noted(
+    map: &Mutex<HashMap<String, Timestamp>>,
+    key: &str,
+    now: Timestamp,
+    memory: SignedDuration,
+) -> bool {
+    let map = map.lock().unwrap_or_else(|e| e.into_inner());
+    map.get(key)
+        .is_some_and(|at| now.duration_since(*at) < memory)
+}
+
+/// Notes `keys` at `now`, forgetting what is older than `memory`.
+fn note(
+    map: &Mutex<HashMap<String, Timestamp>>,
+    keys: impl IntoIterator<Item = String>,
+    now: Timestamp,
+    memory: SignedDuration,
+) {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    map.retain(|_, at| now.duration_since(*at) < memory);
+    map.extend(keys.into_iter().map(|k| (k, now)));
 }
 
 impl ChildWrites {
@@ -42,17 +75,22 @@ impl ChildWrites {
 
     /// Whether `key` was created less than `CREATED_MEMORY` before `now`.
     pub fn recently_created(&self, key: &str, now: Timestamp) -> bool {
-        let created = self.created.lock().unwrap_or_else(|e| e.into_inner());
-        created
-            .get(key)
-            .is_some_and(|at| now.duration_since(*at) < CREATED_MEMORY)
+        noted(&self.created, key, now, CREATED_MEMORY)
     }
 
-    /// Remembers that `key` was created at `now`; forgets what is older than the memory.
+    /// Remembers that `key` was created at `now`.
     pub fn note_created(&self, key: String, now: Timestamp) {
-        let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
-        created.retain(|_, at| now.duration_since(*at) < CREATED_MEMORY);
-        created.insert(key, now);
+        note(&self.created, [key], now, CREATED_MEMORY);
+    }
+
+    /// Whether a set recorded `key` as a child it removes.
+    pub fn being_removed(&self, key: &str, now: Timestamp) -> bool {
+        noted(&self.removing, key, now, REMOVING_MEMORY)
+    }
+
+    /// Remembers that a set removes `keys` (written in its `status.removal` first).
+    pub fn note_removing(&self, keys: impl IntoIterator<Item = String>, now: Timestamp) {
+        note(&self.removing, keys, now, REMOVING_MEMORY);
     }
 }
 
@@ -72,5 +110,19 @@ mod tests {
         // Old entries go when something new is noted.
         writes.note_created("ns/b".into(), t0 + SignedDuration::from_secs(60));
         assert_eq!(writes.created.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn children_being_removed_are_known_until_the_memory_ends() {
+        let writes = ChildWrites::default();
+        let t0 = Timestamp::UNIX_EPOCH;
+        writes.note_removing(["ns/a".to_string(), "ns/b".to_string()], t0);
+        assert!(writes.being_removed("ns/a", t0 + SignedDuration::from_secs(599)));
+        assert!(!writes.being_removed("ns/a", t0 + SignedDuration::from_secs(600)));
+        assert!(!writes.being_removed("ns/c", t0));
+        assert!(
+            !writes.recently_created("ns/a", t0),
+            "two separate memories"
+        );
     }
 }
