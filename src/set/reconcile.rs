@@ -527,8 +527,7 @@ impl Run<'_> {
         }
     }
 
-    /// Creates the children of an Issued launch; existing ones are left alone.
-    /// Creates the children of `record` that `members` (the cache) does not show and that
+    /// Creates the children of `record` (an Issued launch) that `members` (the cache) does not show and that
     /// were not created moments ago (the cache lags behind creations).
     async fn create_children(
         &self,
@@ -895,7 +894,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Terminates the instances of `doomed` (recorded in `status.removing`, or of a deleted
+    /// Terminates the instances of `doomed` (recorded in `status.removal`, or of a deleted
     /// set) in one go: the client sends them 100 to a TerminateInstances call per charge
     /// type, where each child's finalizer alone would trickle them through 50 ms batch
     /// windows. Best effort: a failure leaves the work to the children's finalizers once
