@@ -20,7 +20,7 @@ use super::credentials::{resolve_credentials, resolve_password};
 use super::error::Error;
 use super::events::EventType;
 use super::finalizer;
-use super::observe::{Requeue, Verdict, judge, poll_interval};
+use super::observe::{Requeue, Verdict, poll_interval};
 use super::password;
 use super::price;
 use super::request::{Owner, client_token, run_instances_request};
@@ -298,15 +298,6 @@ async fn perform(
             Span::current().record("instance_id", id.as_str());
             info!(instance_id = %id, "adopting an existing instance");
             t.record(&instance);
-            if t.obj.milestones_on_owner() && !update::applies(&instance) {
-                // A set's child adopting its set's fresh launch: the set told of the launch,
-                // and the instance is still on its way, so its state is the first status
-                // (one write where "Adopted" and then "Provisioning" were two).
-                let verdict = judge(&instance, t.obj.spec.wants_public_ip());
-                let cloud = cloud(run)?.clone();
-                show_price(t, &cloud, &instance).await;
-                return Ok(Some(report(t, cloud, &instance, verdict).await?));
-            }
             let how = match t.obj.spec.management_policy {
                 ManagementPolicy::ObserveOnly => "observed only: nothing is changed",
                 ManagementPolicy::Manage => "managed from now on",
@@ -416,11 +407,6 @@ async fn perform(
             }
             run.facts.terminated = Some(result);
             None
-        }
-        // A set's child, its instance terminated by the set: nothing to write but the
-        // finalizer's release once the instance is gone (the set tells of the scale-down).
-        Step::WaitTerminating { .. } if t.obj.milestones_on_owner() => {
-            Some(Action::requeue(t.ctx.settings.set_child_poll))
         }
         Step::WaitTerminating { ids, recorded } => {
             if let Some(id) = recorded {

@@ -408,8 +408,17 @@ fn adopt(view: &View<'_>, id: &str) -> Step {
         }
         Some(Ok(Some(instance))) => instance,
     };
-    claim(view, instance).unwrap_or_else(|| Step::RecordAdopted {
-        instance: instance.clone(),
+    claim(view, instance).unwrap_or_else(|| {
+        // A set's child adopting its set's fresh launch: the set told of the launch, and
+        // the instance is still on its way, so its state is the first status (one write
+        // where "Adopted" and then "Provisioning" were two).
+        if controlling_set(view.object).is_some() && !update::applies(instance) {
+            report(view, instance)
+        } else {
+            Step::RecordAdopted {
+                instance: instance.clone(),
+            }
+        }
     })
 }
 
@@ -788,6 +797,12 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
             }
             Some(_) => {}
         }
+    }
+    // A set's child whose machine its set terminated: nothing to write but the finalizer's
+    // release once the machine is gone (the set tells of the scale-down); polled as soon as
+    // its siblings.
+    if controlling_set(view.object).is_some() {
+        return Step::Idle { then: Wait::Soon };
     }
     Step::WaitTerminating {
         ids: live.iter().map(|i| i.instance_id.clone()).collect(),

@@ -481,6 +481,15 @@ fn adopt_rows() -> Vec<(&'static str, Case, String)> {
             "RecordAdopted ins-abcd1234".into(),
         ),
         (
+            "a set's child, its set's launch still booting: its state is the first status",
+            set_child(adopting(serde_json::json!({"credentialsSecretRef": null}))).facts(|f| {
+                let mut found = instance("ins-abcd1234", "PENDING");
+                found.tags = launched_by("set-1", "team-a");
+                f.described = Some(Ok(Some(found)));
+            }),
+            "Report Provisioning Soon".into(),
+        ),
+        (
             "a set's child, another set's launch: refused",
             set_child(adopting(serde_json::json!({})))
                 .facts(described(launched_by("set-2", "team-a"))),
@@ -836,11 +845,11 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
             "Terminate ins-1".into(),
         ),
         (
-            "a set's child the set terminated before deleting it: followed, never terminated again",
+            "a set's child the set terminated before deleting it: followed without a write, never terminated again",
             set_child(recorded("RUNNING"))
                 .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
                 .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "TERMINATING"))))),
-            "WaitTerminating ins-1 recorded Some(\"ins-1\")".into(),
+            "Idle Soon".into(),
         ),
         (
             "observed only: never terminated, whatever the policy",

@@ -381,16 +381,7 @@ fn out_of_date_machines_go_after_never_ready_and_marked_ones_and_before_fallback
 
 #[test]
 fn candidates_go_type_first_skip_marked_offerings_and_sort_by_price_when_asked() {
-    let s = spec(
-        1,
-        serde_json::json!({"offerings": {
-            "instanceTypes": ["S5.MEDIUM2", "SA2.MEDIUM2"],
-            "subnets": [
-                {"zone": "ap-guangzhou-3", "subnetId": "subnet-aaaaaaaa"},
-                {"zone": "ap-guangzhou-4", "subnetId": "subnet-bbbbbbbb"}
-            ]
-        }}),
-    );
+    let s = two_types_two_zones("Priority");
     let none = Markets::new();
     assert_eq!(
         names(candidates(&s, BillingMode::Spot, &[], &none, t(0))),
@@ -484,17 +475,7 @@ fn candidates_go_type_first_skip_marked_offerings_and_sort_by_price_when_asked()
 
 #[test]
 fn capacity_optimized_takes_the_deepest_stock_first_and_the_priority_among_equals() {
-    let s = spec(
-        1,
-        serde_json::json!({"offerings": {
-            "instanceTypes": ["S5.MEDIUM2", "SA2.MEDIUM2"],
-            "subnets": [
-                {"zone": "ap-guangzhou-3", "subnetId": "subnet-aaaaaaaa"},
-                {"zone": "ap-guangzhou-4", "subnetId": "subnet-bbbbbbbb"}
-            ],
-            "allocationStrategy": "CapacityOptimized"
-        }}),
-    );
+    let s = two_types_two_zones("CapacityOptimized");
     let mut markets = Markets::new();
     for (zone, instance_type, category) in [
         ("ap-guangzhou-3", "S5.MEDIUM2", "UnderStock"),
@@ -531,6 +512,22 @@ fn capacity_optimized_takes_the_deepest_stock_first_and_the_priority_among_equal
         ))[0],
         "S5.MEDIUM2/ap-guangzhou-3"
     );
+}
+
+/// A set of 1 offered S5.MEDIUM2 then SA2.MEDIUM2, each in ap-guangzhou-3 then -4, picked
+/// by `strategy`.
+fn two_types_two_zones(strategy: &str) -> CvmInstanceSetSpec {
+    spec(
+        1,
+        serde_json::json!({"offerings": {
+            "instanceTypes": ["S5.MEDIUM2", "SA2.MEDIUM2"],
+            "subnets": [
+                {"zone": "ap-guangzhou-3", "subnetId": "subnet-aaaaaaaa"},
+                {"zone": "ap-guangzhou-4", "subnetId": "subnet-bbbbbbbb"}
+            ],
+            "allocationStrategy": strategy
+        }}),
+    )
 }
 
 /// `type/zone` of each offering, in order.

@@ -36,7 +36,6 @@ use crate::controller::price::format_price;
 use crate::controller::{Context, Error, Watched, finalizer};
 use kube::core::DeserializeGuard;
 use tencent_cloud::error::CloudError;
-use tencent_cloud::types::Instance;
 
 /// Holds a deleted set until the launches it has in flight are settled: their instances
 /// have no child yet, so nothing else would terminate them.
@@ -242,7 +241,7 @@ impl Run<'_> {
             .filter(|m| doomed.contains(&m.name))
             .cloned()
             .collect();
-        self.terminate(&victims).await?;
+        self.terminate(&victims, false).await?;
         self.remove(&doomed, reverted).await?;
         // The children tell nothing of their own removal: one Event for all of them.
         let ids: Vec<&str> = victims
@@ -259,9 +258,7 @@ impl Run<'_> {
             ),
         )
         .await;
-        for m in members.iter_mut().filter(|m| doomed.contains(&m.name)) {
-            m.deleting = true;
-        }
+        mark_deleting(members, &doomed);
         // Written with the report.
         if let Some(removal) = &mut self.status.removal {
             removal.deleted = true;
@@ -285,7 +282,7 @@ impl Run<'_> {
                 .filter(|m| named(m) && !m.deleting)
                 .cloned()
                 .collect();
-            self.terminate_running(&pending).await?;
+            self.terminate(&pending, true).await?;
             let names: Vec<String> = pending.iter().map(|m| m.name.clone()).collect();
             self.remove(&names, false).await?;
             if let Some(removal) = &mut self.status.removal {
@@ -294,9 +291,7 @@ impl Run<'_> {
         } else if !members.iter().any(|m| named(m) && !m.deleting) {
             self.status.removal = None;
         }
-        for m in members.iter_mut().filter(|m| named(m)) {
-            m.deleting = true;
-        }
+        mark_deleting(members, &removal.children);
         Ok(())
     }
 
@@ -332,9 +327,7 @@ impl Run<'_> {
             ),
         )
         .await;
-        for m in members.iter_mut().filter(|m| lost.contains(&m.name)) {
-            m.deleting = true;
-        }
+        mark_deleting(members, &lost);
         Ok(())
     }
 
@@ -897,56 +890,38 @@ impl Run<'_> {
     /// Terminates the instances of `doomed` (recorded in `status.removal`, or of a deleted
     /// set) in one go: the client sends them 100 to a TerminateInstances call per charge
     /// type, where each child's finalizer alone would trickle them through 50 ms batch
-    /// windows. Best effort: a failure leaves the work to the children's finalizers once
-    /// they are deleted.
-    async fn terminate(&mut self, doomed: &[Member]) -> Result<(), Error> {
-        let instances = instances_of(doomed);
+    /// windows. With `describe_first` (a removal resumed after a crash, a deleted set looked
+    /// at again) some may be TERMINATING already, and a call naming one of those is refused
+    /// whole: they are described first (one call per 100) and only the others terminated.
+    /// Best effort: a failure leaves the work to the children's finalizers once they are
+    /// deleted.
+    async fn terminate(&mut self, doomed: &[Member], describe_first: bool) -> Result<(), Error> {
+        let mut instances = instances_of(doomed);
         if instances.is_empty() {
             return Ok(());
         }
         let Some(cloud) = self.cloud().await? else {
             return Ok(());
         };
-        self.terminate_instances(&cloud, &instances).await;
-        Ok(())
-    }
-
-    /// Like [`Self::terminate`] where some instances may be TERMINATING already (a removal
-    /// resumed after a crash, a deleted set looked at again): a TerminateInstances call
-    /// naming one of those is refused whole, so they are described first (one call per 100)
-    /// and only the others are terminated.
-    async fn terminate_running(&mut self, doomed: &[Member]) -> Result<(), Error> {
-        let instances = instances_of(doomed);
-        if instances.is_empty() {
-            return Ok(());
-        }
-        let Some(cloud) = self.cloud().await? else {
-            return Ok(());
-        };
-        let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
-        let running: Vec<String> = match cloud.describe_instances(&ids).await {
-            Ok(found) => found
-                .into_iter()
-                .filter(|i| i.instance_state != "TERMINATING")
-                .map(|i| i.instance_id)
-                .collect(),
-            Err(error) => {
-                warn!(error = %error, "describing removed children's instances; their finalizers will terminate them");
+        if describe_first {
+            let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
+            let running: Vec<String> = match cloud.describe_instances(&ids).await {
+                Ok(found) => found
+                    .into_iter()
+                    .filter(|i| i.instance_state != "TERMINATING")
+                    .map(|i| i.instance_id)
+                    .collect(),
+                Err(error) => {
+                    warn!(error = %error, "describing removed children's instances; their finalizers will terminate them");
+                    return Ok(());
+                }
+            };
+            instances.retain(|i| running.contains(&i.instance_id));
+            if instances.is_empty() {
                 return Ok(());
             }
-        };
-        let instances: Vec<_> = instances
-            .into_iter()
-            .filter(|i| running.contains(&i.instance_id))
-            .collect();
-        if !instances.is_empty() {
-            self.terminate_instances(&cloud, &instances).await;
         }
-        Ok(())
-    }
-
-    async fn terminate_instances(&self, cloud: &Arc<dyn Cloud>, instances: &[Instance]) {
-        match cloud.terminate_instances(instances).await {
+        match cloud.terminate_instances(&instances).await {
             Ok(()) => info!(
                 count = instances.len(),
                 "terminated the removed children's instances"
@@ -956,6 +931,7 @@ impl Run<'_> {
                 warn!(error = %error, "terminating removed children's instances; their finalizers will");
             }
         }
+        Ok(())
     }
 
     async fn report(&mut self, members: &[Member]) -> Result<Action, Error> {
@@ -1118,7 +1094,7 @@ impl Run<'_> {
         if !self.set.finalizers().iter().any(|f| f == ORPHAN) {
             let remaining: Vec<Member> = members.iter().filter(|m| !m.deleting).cloned().collect();
             if !remaining.is_empty() {
-                self.terminate_running(&remaining).await?;
+                self.terminate(&remaining, true).await?;
                 let names: Vec<String> = remaining.iter().map(|m| m.name.clone()).collect();
                 self.remove(&names, false).await?;
             }
@@ -1197,6 +1173,13 @@ impl Run<'_> {
             warn!(error = %error, "terminating the instances of a launch");
         }
         Ok(false)
+    }
+}
+
+/// Marks the members named in `names` as being deleted: this reconcile counts them no more.
+fn mark_deleting(members: &mut [Member], names: &[String]) {
+    for m in members.iter_mut().filter(|m| names.contains(&m.name)) {
+        m.deleting = true;
     }
 }
 
