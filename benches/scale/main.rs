@@ -285,17 +285,27 @@ async fn run_one(
     let gone = tracker
         .wait("deletion", deleting, patience, |c| c.present == 0)
         .await;
-    let delete_timeline = tracker.milestones(
-        deleting,
-        &[
-            ("first deleting", &|c| c.deleting > 0),
-            ("all deleting", &|c| c.deleting >= total),
-            ("first TERMINATING", &|c| c.terminating > 0),
-            ("all TERMINATING", &|c| c.terminating >= total),
-            ("first gone", &|c| c.present < total),
-            ("half gone", &|c| c.present * 2 <= total),
-            ("all gone", &|c| c.present == 0),
-        ],
+    // A set's child lets go once its machine is terminating: "gone" is also every machine
+    // terminated in the cloud, whichever comes last.
+    let machines_gone = wait_machines_terminated(&sim, deleting, patience).await;
+    let gone = gone
+        .zip(machines_gone)
+        .map(|(children, machines)| children.max(machines));
+    let delete_timeline = format!(
+        "{}, all machines terminated {:.1}",
+        tracker.milestones(
+            deleting,
+            &[
+                ("first deleting", &|c| c.deleting > 0),
+                ("all deleting", &|c| c.deleting >= total),
+                ("first TERMINATING", &|c| c.terminating > 0),
+                ("all TERMINATING", &|c| c.terminating >= total),
+                ("first gone", &|c| c.present < total),
+                ("half gone", &|c| c.present * 2 <= total),
+                ("all gone", &|c| c.present == 0),
+            ],
+        ),
+        machines_gone.map_or(f64::NAN, |d| d.as_secs_f64())
     );
     if shape == Shape::Set {
         for index in 0..set_count {
@@ -333,4 +343,21 @@ async fn run_one(
         at_ready,
         at_end,
     }
+}
+
+/// When no machine of the simulator is left in any state but TERMINATED (polled every
+/// 200 ms), from `since`; `None` after `patience`.
+async fn wait_machines_terminated(
+    sim: &Sim,
+    since: Instant,
+    patience: Duration,
+) -> Option<Duration> {
+    while since.elapsed() < patience {
+        let instances = sim.admin.instances().await.expect("sim instances");
+        if instances.iter().all(|i| i.instance_state == "TERMINATED") {
+            return Some(since.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
 }

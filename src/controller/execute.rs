@@ -431,7 +431,10 @@ async fn perform(
         }
         Step::ReleaseFinalizer { why } => {
             // A set's children: the set tells of the scale-down (Event `ScaledDown`).
-            let tell = !(matches!(why, Release::Terminated { .. }) && t.obj.milestones_on_owner());
+            let tell = !(matches!(
+                why,
+                Release::Terminated { .. } | Release::Terminating { .. }
+            ) && t.obj.milestones_on_owner());
             let (reason, note) = match why {
                 Release::Orphaned { what } => (
                     "InstanceOrphaned",
@@ -444,6 +447,10 @@ async fn perform(
                 Release::Terminated { what } => {
                     info!(instance = %what, "instance gone; releasing the resource");
                     ("InstanceTerminated", format!("{what} is gone"))
+                }
+                Release::Terminating { what } => {
+                    info!(instance = %what, "instance terminating; releasing the set's child");
+                    ("InstanceTerminating", format!("{what} is terminating"))
                 }
             };
             if tell {

@@ -16,7 +16,7 @@ use super::conditions::RECONCILING;
 use super::context::Settings;
 use super::credentials::{Purpose, SecretProblem};
 use super::finalizer::has_finalizer;
-use super::observe::{Verdict, judge};
+use super::observe::{Requeue, Verdict, judge};
 use super::request::{TAG_ATTEMPT, client_token, user_data_fits};
 use super::secret_use::SecretUse;
 use super::update;
@@ -125,6 +125,8 @@ pub enum Release {
     RegionUnsupported { code: String, message: String },
     /// Nothing carrying the UID is left (`what`: the recorded ID or "no instance").
     Terminated { what: String },
+    /// A set's child whose instance (`what`) is terminating, irrevocably.
+    Terminating { what: String },
 }
 
 /// The one next thing to do. Steps that end the reconcile say so by [`Step::ends`].
@@ -264,7 +266,7 @@ pub fn next_step(view: &View<'_>, now: Timestamp, settings: &Settings) -> Step {
         };
     }
     match view.stored.instance_id.as_deref() {
-        None => create(view),
+        None => create(view, now, settings),
         Some(id) => observe(view, id, now, settings),
     }
 }
@@ -322,11 +324,11 @@ fn secret_problem(problem: &SecretProblem, purpose: Purpose) -> Step {
 }
 
 /// Design §4: token persisted, then lookup by tag, then RunInstances, then the ID persisted.
-fn create(view: &View<'_>) -> Step {
+fn create(view: &View<'_>, now: Timestamp, settings: &Settings) -> Step {
     let spec = &view.object.spec;
     let facts = view.facts;
     if let Some(id) = &spec.instance_id {
-        return adopt(view, id);
+        return adopt(view, id, now, settings);
     }
     if spec
         .user_data
@@ -392,7 +394,7 @@ fn create(view: &View<'_>) -> Step {
 /// take over another's machine even in a shared account. The claim is the UID tag, written
 /// and then read back: of two resources claiming at once, the one whose tag did not stick
 /// sees the other's and stops.
-fn adopt(view: &View<'_>, id: &str) -> Step {
+fn adopt(view: &View<'_>, id: &str, now: Timestamp, settings: &Settings) -> Step {
     let facts = view.facts;
     let instance = match &facts.described {
         None => return Step::Describe { id: id.into() },
@@ -409,17 +411,58 @@ fn adopt(view: &View<'_>, id: &str) -> Step {
         Some(Ok(Some(instance))) => instance,
     };
     claim(view, instance).unwrap_or_else(|| {
-        // A set's child adopting its set's fresh launch: the set told of the launch, and
-        // the instance is still on its way, so its state is the first status (one write
-        // where "Adopted" and then "Provisioning" were two).
-        if controlling_set(view.object).is_some() && !update::applies(instance) {
-            report(view, instance)
+        if controlling_set(view.object).is_some() {
+            adopt_for_set(view, instance, now, settings)
         } else {
             Step::RecordAdopted {
                 instance: instance.clone(),
             }
         }
     })
+}
+
+/// How long a set's child keeps quiet while its machine boots (see [`adopt_for_set`]): a
+/// machine not Ready by then shows where it stands.
+pub const QUIET_BOOT: Duration = Duration::from_secs(60);
+
+/// A set's child taking over its set's launch: the set told of the launch and counts its
+/// machines, so the child's first status is what its machine is once Ready (or in trouble,
+/// or slow), one write where "Provisioning", "WaitingForPublicIp" and "Ready" were three.
+/// At 1,000 machines those writes are the API server's CPU, and what bounds the set's time
+/// to Ready (docs/performance.md). A running machine is managed at once, so its first
+/// status carries the day-2 baseline too (one write where "Adopted" and a report were two).
+fn adopt_for_set(
+    view: &View<'_>,
+    instance: &Instance,
+    now: Timestamp,
+    settings: &Settings,
+) -> Step {
+    if booting_quietly(view, instance, now) {
+        Step::Idle { then: Wait::Soon }
+    } else if update::applies(instance) {
+        manage(view, instance, now, settings)
+    } else {
+        report(view, instance)
+    }
+}
+
+/// The machine is on its way as expected (pending, or running without its public IP yet),
+/// and the child is younger than [`QUIET_BOOT`].
+fn booting_quietly(view: &View<'_>, instance: &Instance, now: Timestamp) -> bool {
+    let booting = match judge(instance, view.object.spec.wants_public_ip()) {
+        Verdict::Report {
+            health,
+            requeue: Requeue::Soon,
+        } => matches!(health.reason(), "Provisioning" | "WaitingForPublicIp"),
+        _ => false,
+    };
+    let young = view
+        .object
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|created| elapsed(created.0, now) < QUIET_BOOT);
+    booting && young
 }
 
 /// Adoption only with the namespace's own credentials: the operator's default credentials
@@ -699,7 +742,12 @@ fn spec_changed_since_failure(view: &View<'_>) -> bool {
 fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Settings) -> Step {
     let stored = view.stored;
     let facts = view.facts;
-    let recorded = stored.instance_id.as_deref();
+    // A set's child names its set's launch in its spec and may be deleted before its first
+    // status (it keeps quiet while the machine boots): that instance is its own all along.
+    let recorded = stored
+        .instance_id
+        .as_deref()
+        .or_else(|| controlling_set(view.object).and(view.object.spec.instance_id.as_deref()));
     let what = recorded.unwrap_or("no instance").to_string();
     if !has_finalizer(view.object) {
         return Step::Idle {
@@ -798,11 +846,15 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
             Some(_) => {}
         }
     }
-    // A set's child whose machine its set terminated: nothing to write but the finalizer's
-    // release once the machine is gone (the set tells of the scale-down); polled as soon as
-    // its siblings.
+    // A set's child whose machine is terminating (its set, or this finalizer, told it to):
+    // a terminating machine never comes back, and the child adopted it and never launched,
+    // so nothing else can be its own. Letting go now rather than once the machine is gone
+    // overlaps the finalizers' writes with the termination: a set of 1,000 is gone seconds
+    // sooner (docs/performance.md). The set tells of the scale-down.
     if controlling_set(view.object).is_some() {
-        return Step::Idle { then: Wait::Soon };
+        return Step::ReleaseFinalizer {
+            why: Release::Terminating { what },
+        };
     }
     Step::WaitTerminating {
         ids: live.iter().map(|i| i.instance_id.clone()).collect(),

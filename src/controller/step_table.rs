@@ -232,6 +232,9 @@ fn label(step: &Step) -> String {
         Step::ReleaseFinalizer {
             why: Release::Terminated { what },
         } => format!("Release Terminated {what}"),
+        Step::ReleaseFinalizer {
+            why: Release::Terminating { what },
+        } => format!("Release Terminating {what}"),
         Step::HoldCredentials { secret } => format!("HoldCredentials {secret}"),
         Step::TellSecretDeleting { secret } => format!("TellSecretDeleting {secret}"),
         Step::Stall { reason, then, .. } => format!("Stall {reason} {then:?}"),
@@ -475,19 +478,47 @@ fn adopt_rows() -> Vec<(&'static str, Case, String)> {
             "ReadBack".into(),
         ),
         (
-            "a set's child, its set's launch: recorded without a claim (no Tag call)",
+            "a set's child, its set's launch running: reported without a claim (no Tag call)",
             set_child(adopting(serde_json::json!({"credentialsSecretRef": null})))
                 .facts(described(launched_by("set-1", "team-a"))),
-            "RecordAdopted ins-abcd1234".into(),
+            "Report InstanceRunning Steady".into(),
         ),
         (
-            "a set's child, its set's launch still booting: its state is the first status",
-            set_child(adopting(serde_json::json!({"credentialsSecretRef": null}))).facts(|f| {
-                let mut found = instance("ins-abcd1234", "PENDING");
-                found.tags = launched_by("set-1", "team-a");
-                f.described = Some(Ok(Some(found)));
-            }),
+            "a set's child, its set's launch still booting: nothing written yet, polled",
+            set_child(adopting(serde_json::json!({"credentialsSecretRef": null})))
+                .facts(booting("PENDING", vec![])),
+            "Idle Soon".into(),
+        ),
+        (
+            "a set's child, its set's launch running without the public IP it wants: nothing written yet",
+            set_child(adopting(serde_json::json!({
+                "credentialsSecretRef": null,
+                "network": {"publicIp": {"maxBandwidthOutMbps": 10}}
+            })))
+            .facts(booting("RUNNING", vec![])),
+            "Idle Soon".into(),
+        ),
+        (
+            "a set's child, its set's launch Ready: managed at once, the first status is Ready",
+            set_child(adopting(serde_json::json!({
+                "credentialsSecretRef": null,
+                "network": {"publicIp": {"maxBandwidthOutMbps": 10}}
+            })))
+            .facts(booting("RUNNING", vec!["203.0.113.7".into()])),
+            "Report InstanceRunning Steady".into(),
+        ),
+        (
+            "a set's child, its set's launch booting for longer than QUIET_BOOT: its state is the first status",
+            set_child(adopting(serde_json::json!({"credentialsSecretRef": null})))
+                .facts(booting("PENDING", vec![]))
+                .now(QUIET_BOOT.as_secs()),
             "Report Provisioning Soon".into(),
+        ),
+        (
+            "a set's child, its set's launch failed: written at once",
+            set_child(adopting(serde_json::json!({"credentialsSecretRef": null})))
+                .facts(booting("LAUNCH_FAILED", vec![])),
+            "Report LaunchFailed Slow".into(),
         ),
         (
             "a set's child, another set's launch: refused",
@@ -515,8 +546,19 @@ fn adopt_rows() -> Vec<(&'static str, Case, String)> {
     ]
 }
 
-/// `case` controlled by the CvmInstanceSet with UID `set-1`.
+/// Facts: `ins-abcd1234`, launched by set `set-1`, described in `state` with `public_ips`.
+fn booting(state: &'static str, public_ips: Vec<String>) -> impl FnOnce(&mut Facts) {
+    move |f: &mut Facts| {
+        let mut found = instance("ins-abcd1234", state);
+        found.tags = launched_by("set-1", "team-a");
+        found.public_ip_addresses = public_ips;
+        f.described = Some(Ok(Some(found)));
+    }
+}
+
+/// `case` controlled by the CvmInstanceSet with UID `set-1`, created at t0.
 fn set_child(mut case: Case) -> Case {
+    case.object.metadata.creation_timestamp = Some(Time(t0()));
     case.object.metadata.owner_references = Some(vec![
         k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
             api_version: "cvm-operator.io/v1alpha1".into(),
@@ -845,11 +887,41 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
             "Terminate ins-1".into(),
         ),
         (
-            "a set's child the set terminated before deleting it: followed without a write, never terminated again",
+            "a set's child the set terminated before deleting it: let go at once, never terminated again",
             set_child(recorded("RUNNING"))
                 .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
                 .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "TERMINATING"))))),
-            "Idle Soon".into(),
+            "Release Terminating ins-1".into(),
+        ),
+        (
+            "a set's child deleted still running: let go once its terminate is accepted",
+            set_child(recorded("RUNNING"))
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
+                .facts(|f| {
+                    f.described = Some(Ok(Some(instance("ins-1", "RUNNING"))));
+                    f.terminated = Some(Ok(()));
+                }),
+            "Release Terminating ins-1".into(),
+        ),
+        (
+            "a set's child deleted before its first status: the machine its spec names is described",
+            set_child(Case::new().deleted().facts(|f| f.read_back = true))
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"})),
+            "Describe ins-1".into(),
+        ),
+        (
+            "a set's child deleted before its first status, machine running: terminated",
+            set_child(Case::new().deleted().facts(|f| f.read_back = true))
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
+                .facts(|f| f.described = Some(Ok(Some(instance("ins-1", "RUNNING"))))),
+            "Terminate ins-1".into(),
+        ),
+        (
+            "an adopting resource outside a set deleted before its adoption was recorded: not terminated",
+            Case::new()
+                .deleted()
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"})),
+            "Release Terminated no instance".into(),
         ),
         (
             "observed only: never terminated, whatever the policy",
