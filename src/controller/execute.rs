@@ -339,7 +339,11 @@ async fn perform(
             run.facts.recorded = Some((change, field));
             None
         }
-        Step::ChangeInstance { instance, change } => {
+        Step::ChangeInstance {
+            instance,
+            change,
+            corrects_drift,
+        } => {
             let spec = &t.obj.spec;
             let password = run.password.take();
             let Some(modification) = update::modification(&change, &instance, spec, password)
@@ -351,7 +355,7 @@ async fn perform(
                 .await;
             if let Ok(request_id) = &result {
                 let digest = password_digest(&run.facts).map(String::from);
-                changed(t, &change, request_id.clone(), digest).await;
+                changed(t, &change, corrects_drift, request_id.clone(), digest).await;
             }
             run.facts.changed = Some(result);
             None
@@ -572,6 +576,7 @@ async fn report(
 async fn changed(
     t: &mut Target<'_, CvmInstance>,
     change: &Change,
+    corrects_drift: bool,
     request_id: Option<String>,
     password_digest: Option<String>,
 ) {
@@ -596,12 +601,7 @@ async fn changed(
         .as_ref()
         .map_or(String::new(), |op| op.field.clone());
     let id = t.instance_id().unwrap_or_default().to_string();
-    let drifted = t
-        .old
-        .drift
-        .as_ref()
-        .is_some_and(|d| d.fields.contains(&field));
-    let (reason, note) = if drifted {
+    let (reason, note) = if corrects_drift {
         (
             "DriftCorrected",
             format!(

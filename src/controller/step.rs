@@ -172,8 +172,13 @@ pub enum Step {
     Claim { instance: Instance },
     /// Record the adopted instance's ID (ends); from then on it is observed and managed.
     RecordAdopted { instance: Instance },
-    /// The one day-2 call of this pass.
-    ChangeInstance { instance: Instance, change: Change },
+    /// The one day-2 call of this pass; `corrects_drift` when it sets back a field changed
+    /// outside the operator (the Event says so).
+    ChangeInstance {
+        instance: Instance,
+        change: Change,
+        corrects_drift: bool,
+    },
     /// A recorded instance never seen yet may lag in DescribeInstances (ends).
     WaitAppear { id: String },
     /// Best-effort TerminateInstances of a failed launch before a new attempt.
@@ -668,6 +673,7 @@ fn manage(view: &View<'_>, instance: &Instance, now: Timestamp, settings: &Setti
                 return Step::ChangeInstance {
                     instance: instance.clone(),
                     change: change.clone(),
+                    corrects_drift: plan.drifted.contains(field),
                 };
             }
             Some(Err(error)) => return failure(change.action(), error),

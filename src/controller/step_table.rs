@@ -211,7 +211,14 @@ fn label(step: &Step) -> String {
         Step::RecordOperation { change, field } => {
             format!("RecordOperation {} {}", change.action(), field.name())
         }
-        Step::ChangeInstance { change, .. } => format!("ChangeInstance {}", change.action()),
+        Step::ChangeInstance {
+            change,
+            corrects_drift,
+            ..
+        } => {
+            let why = if *corrects_drift { " (drift)" } else { "" };
+            format!("ChangeInstance {}{why}", change.action())
+        }
         Step::Claim { instance } => format!("Claim {}", instance.instance_id),
         Step::RecordAdopted { instance } => format!("RecordAdopted {}", instance.instance_id),
         Step::TerminateFailedLaunch { instance } => {
@@ -806,6 +813,49 @@ fn password_rows() -> Vec<(&'static str, Case, String)> {
     ]
 }
 
+/// A recorded day-2 change is sent; the step says whether it sets back a change made outside
+/// the operator (the Event then reads DriftCorrected) or applies the spec.
+fn change_rows() -> Vec<(&'static str, Case, String)> {
+    let named = |name: &str| {
+        let mut instance = instance("ins-1", "RUNNING");
+        instance.instance_name = Some(name.into());
+        instance
+    };
+    let rename = |to: &str| {
+        let change = crate::day2::Change::Rename {
+            instance_name: to.into(),
+        };
+        move |f: &mut Facts| f.recorded = Some((change, Field::InstanceName))
+    };
+    let web = named("web");
+    let last_seen_as_web = move |s: &mut CvmInstanceStatus| {
+        s.observed = Some(update::observe(&web, &spec(serde_json::json!({})), s));
+    };
+    let correcting =
+        serde_json::json!({"instanceName": "web", "updatePolicy": {"drift": "Correct"}});
+    vec![
+        (
+            "renamed in the console, drift corrected",
+            ready_on_ins_1()
+                .spec(correcting.clone())
+                .stored(last_seen_as_web.clone())
+                .facts(|f| f.described = Some(Ok(Some(named("console")))))
+                .facts(rename("web")),
+            "ChangeInstance ModifyInstancesAttribute (drift)".into(),
+        ),
+        (
+            "renamed in the spec: applied, not drift",
+            ready_on_ins_1()
+                .spec(serde_json::json!({"instanceName": "api"}))
+                .generation(2)
+                .stored(last_seen_as_web)
+                .facts(|f| f.described = Some(Ok(Some(named("web")))))
+                .facts(rename("api")),
+            "ChangeInstance ModifyInstancesAttribute".into(),
+        ),
+    ]
+}
+
 /// `updatePolicy.replace: Recreate` and a field no API changes (here the zone): the old
 /// instance is terminated, then a new attempt with a new token starts; never the other way.
 fn replace_rows() -> Vec<(&'static str, Case, String)> {
@@ -1142,6 +1192,7 @@ fn every_row_of_the_protocol_leads_to_its_step() {
         adopt_rows(),
         observe_rows(),
         password_rows(),
+        change_rows(),
         replace_rows(),
         delete_rows(),
     ]
