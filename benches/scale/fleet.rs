@@ -123,6 +123,28 @@ pub async fn create_sets(api: &Api<CvmInstanceSet>, sets: usize, n: usize, billi
     }
 }
 
+/// Waits until the operator has reconciled every set of the run at its current generation
+/// (`status.observedGeneration`), polling every 100 ms for at most `patience`: a set scaled
+/// after that is "scaled from 0" with the operator already settled, as the issue measures it.
+pub async fn wait_sets_observed(api: &Api<CvmInstanceSet>, sets: usize, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    for index in 0..sets {
+        let name = set_name(index);
+        loop {
+            let set = api.get(&name).await.expect("read the set");
+            let observed = set.status.as_ref().and_then(|s| s.observed_generation);
+            if observed.is_some() && observed == set.metadata.generation {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the operator never reconciled {name} within {patience:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Scales every set of the run to `replicas`.
 pub async fn scale_sets(api: &Api<CvmInstanceSet>, sets: usize, replicas: usize) {
     for index in 0..sets {

