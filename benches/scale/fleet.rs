@@ -13,6 +13,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::support::wait_for;
+
 /// Requests the benchmark keeps in flight against the API server while creating.
 const CREATE_CONCURRENCY: usize = 32;
 
@@ -124,24 +126,21 @@ pub async fn create_sets(api: &Api<CvmInstanceSet>, sets: usize, n: usize, billi
 }
 
 /// Waits until the operator has reconciled every set of the run at its current generation
-/// (`status.observedGeneration`), polling every 100 ms for at most `patience`: a set scaled
-/// after that is "scaled from 0" with the operator already settled, as the issue measures it.
+/// (`status.observedGeneration`), for at most `patience` each: a set scaled after that is
+/// "scaled from 0" with the operator already settled, as the issue measures it.
 pub async fn wait_sets_observed(api: &Api<CvmInstanceSet>, sets: usize, patience: Duration) {
-    let deadline = Instant::now() + patience;
     for index in 0..sets {
         let name = set_name(index);
-        loop {
-            let set = api.get(&name).await.expect("read the set");
-            let observed = set.status.as_ref().and_then(|s| s.observed_generation);
-            if observed.is_some() && observed == set.metadata.generation {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the operator never reconciled {name} within {patience:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for(
+            &format!("the operator to reconcile {name}"),
+            patience,
+            || async {
+                let set = api.get(&name).await.ok()?;
+                let observed = set.status.as_ref().and_then(|s| s.observed_generation)?;
+                (Some(observed) == set.metadata.generation).then_some(())
+            },
+        )
+        .await;
     }
 }
 

@@ -822,7 +822,7 @@ fn change_rows() -> Vec<(&'static str, Case, String)> {
         instance
     };
     let rename = |to: &str| {
-        let change = crate::day2::Change::Rename {
+        let change = Change::Rename {
             instance_name: to.into(),
         };
         move |f: &mut Facts| f.recorded = Some((change, Field::InstanceName))
