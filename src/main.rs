@@ -19,6 +19,11 @@ use tencent_cloud::config::{ClientConfig, RateLimits};
 use tencent_cloud::credentials::Credentials;
 use tencent_cloud::pool::ClientPool;
 
+/// jemalloc, not the system's malloc: with thousands of cached objects replaced on every
+/// watch event, it keeps the resident set smaller and costs less CPU (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "cvm-operator",

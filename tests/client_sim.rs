@@ -14,7 +14,7 @@ use tencent_cloud::modify::{
 };
 use tencent_cloud::types::{
     Instance, InstanceMarketOptions, InternetAccessible, LoginSettings, Placement,
-    RunInstancesRequest, SpotOptions, Tag, TagSpecification,
+    RunInstancesRequest, SpotOptions, Tag, TagSpecification, ToTerminate,
 };
 use tencent_cloud::{ApiObserver, ClientConfig, ClientPool, Credentials, CvmClient, ErrorClass};
 
@@ -529,7 +529,7 @@ async fn concurrent_terminations_of_mixed_charge_types_are_never_refused() {
         .iter()
         .skip(1)
         .step_by(2)
-        .map(|i| (*i).clone())
+        .map(|i| ToTerminate::from(*i))
         .collect();
     let (singles, rest) = futures::join!(singles, client.terminate_instances(&rest));
     for result in singles {
@@ -553,7 +553,8 @@ async fn unbatched_termination_of_mixed_charge_types_is_split_by_charge_type() {
     let mut instances = running_instances(&client, "uid-unbatched-p", POSTPAID, 3).await;
     instances.extend(running_instances(&client, "uid-unbatched-s", "SPOTPAID", 3).await);
     sim.admin.reset_counters().await.unwrap();
-    client.terminate_instances(&instances).await.unwrap();
+    let doomed: Vec<ToTerminate> = instances.iter().map(ToTerminate::from).collect();
+    client.terminate_instances(&doomed).await.unwrap();
     assert_one_successful_call_per_charge_type(&sim).await;
 }
 

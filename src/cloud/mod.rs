@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 
 use tencent_cloud::credentials::Credentials;
 use tencent_cloud::error::CloudError;
-use tencent_cloud::types::{Instance, RunInstancesRequest};
+use tencent_cloud::types::{Instance, RunInstancesRequest, ToTerminate};
 
 /// What the controllers need from the CVM API for one (credentials, region).
 pub trait Cloud: Send + Sync {
@@ -57,10 +57,10 @@ pub trait Cloud: Send + Sync {
         value: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Instance>, CloudError>>;
 
-    /// Terminates described instances. Already gone or terminating counts as done.
+    /// Terminates instances. Already gone or terminating counts as done.
     fn terminate_instances<'a>(
         &'a self,
-        instances: &'a [Instance],
+        instances: &'a [ToTerminate],
     ) -> BoxFuture<'a, Result<(), CloudError>>;
 
     /// One change to an existing instance, one API call. The RequestId of a CVM operation

@@ -187,7 +187,7 @@ mod tests {
         }
         fn terminate_instances<'a>(
             &'a self,
-            _: &'a [Instance],
+            _: &'a [tencent_cloud::types::ToTerminate],
         ) -> BoxFuture<'a, Result<(), CloudError>> {
             unreachable!("offerings only")
         }

@@ -11,7 +11,7 @@ use tencent_cloud::credentials::Credentials;
 use tencent_cloud::error::CloudError;
 use tencent_cloud::pool::ClientPool;
 use tencent_cloud::tag::TagClient;
-use tencent_cloud::types::{Filter, Instance, RunInstancesRequest};
+use tencent_cloud::types::{Filter, Instance, RunInstancesRequest, ToTerminate};
 
 use super::modification::Modification;
 use super::offering::Offering;
@@ -112,7 +112,7 @@ impl Cloud for TencentCloud {
 
     fn terminate_instances<'a>(
         &'a self,
-        instances: &'a [Instance],
+        instances: &'a [ToTerminate],
     ) -> BoxFuture<'a, Result<(), CloudError>> {
         Box::pin(self.cvm.terminate_instances(instances))
     }

@@ -39,7 +39,7 @@ use crate::set::children::controlling_set;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tencent_cloud::credentials::SecretString;
 use tencent_cloud::error::CloudError;
-use tencent_cloud::types::Instance;
+use tencent_cloud::types::{Instance, ToTerminate};
 
 /// More steps than the longest path of the protocol (create: 8) means a step that does not
 /// change the view: a bug, reported rather than looped on.
@@ -370,7 +370,7 @@ async fn perform(
             // Best effort: a failed launch holds no resources, and some regions refuse to
             // terminate it.
             let _ = cloud(run)?
-                .terminate_instances(std::slice::from_ref(&instance))
+                .terminate_instances(&[ToTerminate::from(&instance)])
                 .await;
             run.facts.failed_launch_terminated = true;
             None
@@ -397,7 +397,8 @@ async fn perform(
         }
         Step::StillTerminating => Some(wait(t, Wait::PollMin)),
         Step::Terminate { instances } => {
-            let result = cloud(run)?.terminate_instances(&instances).await;
+            let doomed: Vec<ToTerminate> = instances.iter().map(ToTerminate::from).collect();
+            let result = cloud(run)?.terminate_instances(&doomed).await;
             if result.as_ref().is_ok() || result.as_ref().is_err_and(|e| e.is_already_terminated())
             {
                 let ids: Vec<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();

@@ -23,10 +23,18 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::cloud::Cloud;
+use tencent_cloud::client::MAX_IDS_PER_CALL;
 use tencent_cloud::types::Instance;
 
-struct Entry {
+/// What one owner registered: its client and the instances it follows.
+struct Registration {
     client: Arc<dyn Cloud>,
+    /// Usually one; a vector, not a map: at fleet scale every owner's map would cost more
+    /// than its entries.
+    instances: Vec<Followed>,
+}
+
+struct Followed {
     instance_id: String,
     fingerprint: Fingerprint,
     /// When the instance was last seen as `fingerprint` (registration or a sweep).
@@ -89,8 +97,9 @@ fn kind_key(owner: &Owner) -> KindKey {
 }
 
 pub struct Sweeper {
-    /// Every registered instance, by owner and instance ID.
-    entries: Mutex<HashMap<Owner, HashMap<String, Entry>>>,
+    /// Every registration, by owner. The owner is shared with each pass's list of what to
+    /// ask (one `Arc` per owner, not a copy of its name and kind per pass).
+    entries: Mutex<HashMap<Arc<Owner>, Registration>>,
     /// One trigger channel per owner kind, made by [`Sweeper::triggers`].
     triggers: Mutex<HashMap<KindKey, mpsc::UnboundedSender<Owner>>>,
 }
@@ -127,22 +136,18 @@ impl Sweeper {
     /// that moved on to a new instance is not triggered by the old one going away).
     pub fn register(&self, owner: Owner, client: Arc<dyn Cloud>, instances: &[Instance]) {
         let now = Instant::now();
-        let followed = instances
+        let instances = instances
             .iter()
-            .map(|instance| {
-                let entry = Entry {
-                    client: client.clone(),
-                    instance_id: instance.instance_id.clone(),
-                    fingerprint: Fingerprint::of(instance),
-                    confirmed: now,
-                };
-                (instance.instance_id.clone(), entry)
+            .map(|instance| Followed {
+                instance_id: instance.instance_id.clone(),
+                fingerprint: Fingerprint::of(instance),
+                confirmed: now,
             })
             .collect();
         self.entries
             .lock()
             .expect("sweeper poisoned")
-            .insert(owner, followed);
+            .insert(Arc::new(owner), Registration { client, instances });
     }
 
     /// Stops following every instance of `owner`.
@@ -156,8 +161,8 @@ impl Sweeper {
             .lock()
             .expect("sweeper poisoned")
             .get(owner)
-            .and_then(|instances| instances.get(instance_id))
-            .is_some_and(|e| e.confirmed.elapsed() <= max_age)
+            .and_then(|r| r.instances.iter().find(|f| f.instance_id == instance_id))
+            .is_some_and(|f| f.confirmed.elapsed() <= max_age)
     }
 
     /// Registered instances, of all owners.
@@ -166,7 +171,7 @@ impl Sweeper {
             .lock()
             .expect("sweeper poisoned")
             .values()
-            .map(HashMap::len)
+            .map(|r| r.instances.len())
             .sum()
     }
 
@@ -185,86 +190,106 @@ impl Sweeper {
         }
     }
 
-    /// One pass over all registered instances.
+    /// One pass over all registered instances, one DescribeInstances call (100 IDs) at a
+    /// time: only one call's instances are held at once, however many are followed (at
+    /// 10,000 instances, holding them all was the largest allocation of a pass).
     pub async fn sweep(&self) {
         for (client, members) in self.groups() {
-            let ids: Vec<String> = members.iter().map(|(_, id, _)| id.clone()).collect();
-            let swept_at = Instant::now();
-            let found = match client.describe_instances(&ids).await {
-                Ok(found) => found,
-                Err(e) => {
-                    // The resources find out for themselves, with their own backoff.
-                    warn!(
-                        code = e.code(),
-                        count = ids.len(),
-                        "sweep failed; reconciling each"
-                    );
-                    for (object, _, _) in members {
-                        self.trigger(object);
-                    }
-                    continue;
-                }
-            };
-            let by_id: HashMap<&str, &Instance> =
-                found.iter().map(|i| (i.instance_id.as_str(), i)).collect();
-            let mut unchanged = Vec::with_capacity(members.len());
-            for (object, id, fingerprint) in members {
-                let changed = by_id
-                    .get(id.as_str())
-                    .is_none_or(|i| Fingerprint::of(i) != fingerprint);
-                if changed {
-                    debug!(instance_id = %id, "instance changed since last sweep");
-                    self.trigger(object);
-                } else {
-                    unchanged.push((object, id));
-                }
+            for chunk in members.chunks(MAX_IDS_PER_CALL) {
+                self.sweep_call(client.as_ref(), chunk).await;
             }
-            self.confirm(&unchanged, swept_at);
         }
+    }
+
+    /// Asks about `members` in one call; triggers the owners of what changed or is gone,
+    /// confirms the rest.
+    async fn sweep_call(&self, client: &dyn Cloud, members: &[Member]) {
+        let ids: Vec<String> = members.iter().map(|m| m.instance_id.clone()).collect();
+        let swept_at = Instant::now();
+        let found = match client.describe_instances(&ids).await {
+            Ok(found) => found,
+            Err(e) => {
+                // The resources find out for themselves, with their own backoff.
+                warn!(
+                    code = e.code(),
+                    count = ids.len(),
+                    "sweep failed; reconciling each"
+                );
+                for member in members {
+                    self.trigger(&member.owner);
+                }
+                return;
+            }
+        };
+        let by_id: HashMap<&str, &Instance> =
+            found.iter().map(|i| (i.instance_id.as_str(), i)).collect();
+        let mut unchanged = Vec::with_capacity(members.len());
+        for member in members {
+            let changed = by_id
+                .get(member.instance_id.as_str())
+                .is_none_or(|i| Fingerprint::of(i) != member.fingerprint);
+            if changed {
+                debug!(instance_id = %member.instance_id, "instance changed since last sweep");
+                self.trigger(&member.owner);
+            } else {
+                unchanged.push((member.owner.as_ref(), member.instance_id.as_str()));
+            }
+        }
+        self.confirm(&unchanged, swept_at);
     }
 
     /// Records that these instances were seen unchanged by the call sent at `at`.
-    fn confirm(&self, seen: &[(Owner, String)], at: Instant) {
+    fn confirm(&self, seen: &[(&Owner, &str)], at: Instant) {
         let mut entries = self.entries.lock().expect("sweeper poisoned");
         for (owner, id) in seen {
             // An instance the owner no longer registers (it moved on) is not confirmed.
-            if let Some(entry) = entries.get_mut(owner).and_then(|e| e.get_mut(id)) {
-                entry.confirmed = entry.confirmed.max(at);
+            let followed = entries
+                .get_mut(*owner)
+                .and_then(|r| r.instances.iter_mut().find(|f| f.instance_id == *id));
+            if let Some(followed) = followed {
+                followed.confirmed = followed.confirmed.max(at);
             }
         }
     }
 
-    fn trigger(&self, owner: Owner) {
+    fn trigger(&self, owner: &Owner) {
         // A triggered owner polls on its own until it is Ready and registers again.
-        self.unregister(&owner);
-        let key = kind_key(&owner);
+        self.unregister(owner);
+        let key = kind_key(owner);
         let triggers = self.triggers.lock().expect("sweeper poisoned");
         match triggers.get(&key) {
             Some(tx) => {
-                let _ = tx.send(owner);
+                let _ = tx.send(owner.clone());
             }
             None => debug!(kind = %key.1, "no controller takes triggers for this kind"),
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn groups(&self) -> Vec<(Arc<dyn Cloud>, Vec<(Owner, String, Fingerprint)>)> {
+    /// What a pass asks about, grouped by client (credentials and region).
+    fn groups(&self) -> Vec<(Arc<dyn Cloud>, Vec<Member>)> {
         let entries = self.entries.lock().expect("sweeper poisoned");
-        // One group per client (per credentials and region): keyed by the client's address,
-        // without the vtable part of the fat pointer.
-        let mut groups: HashMap<*const (), (Arc<dyn Cloud>, Vec<_>)> = HashMap::new();
-        let all = entries
-            .iter()
-            .flat_map(|(owner, instances)| instances.values().map(move |e| (owner, e)));
-        for (object, entry) in all {
-            groups
-                .entry(Arc::as_ptr(&entry.client).cast::<()>())
-                .or_insert_with(|| (entry.client.clone(), Vec::new()))
-                .1
-                .push((object.clone(), entry.instance_id.clone(), entry.fingerprint));
+        // Keyed by the client's address, without the vtable part of the fat pointer.
+        let mut groups: HashMap<*const (), (Arc<dyn Cloud>, Vec<Member>)> = HashMap::new();
+        for (owner, registration) in entries.iter() {
+            let group = &mut groups
+                .entry(Arc::as_ptr(&registration.client).cast::<()>())
+                .or_insert_with(|| (registration.client.clone(), Vec::new()))
+                .1;
+            group.extend(registration.instances.iter().map(|f| Member {
+                owner: owner.clone(),
+                instance_id: f.instance_id.clone(),
+                fingerprint: f.fingerprint,
+            }));
         }
         groups.into_values().collect()
     }
+}
+
+/// One instance a pass asks about, and who follows it.
+struct Member {
+    owner: Arc<Owner>,
+    instance_id: String,
+    fingerprint: Fingerprint,
 }
 
 #[cfg(test)]
@@ -272,9 +297,14 @@ mod tests {
     use super::*;
     use crate::api::CvmInstance;
     use crate::cloud::{Clouds, TencentClouds};
+    use crate::cloud::{Modification, Offering};
+    use futures::FutureExt;
+    use futures::future::BoxFuture;
     use tencent_cloud::config::ClientConfig;
     use tencent_cloud::credentials::Credentials;
+    use tencent_cloud::error::CloudError;
     use tencent_cloud::pool::ClientPool;
+    use tencent_cloud::types::RunInstancesRequest;
 
     fn client() -> Arc<dyn Cloud> {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -324,8 +354,10 @@ mod tests {
         sweeper.register(object.clone(), client(), &[instance("ins-2")]);
         let confirmed = |id: &str| {
             sweeper.entries.lock().unwrap()[&object]
-                .get(id)
-                .map(|e| e.confirmed)
+                .instances
+                .iter()
+                .find(|f| f.instance_id == id)
+                .map(|f| f.confirmed)
         };
         assert_eq!(
             confirmed("ins-1"),
@@ -334,15 +366,9 @@ mod tests {
         );
         let registered = confirmed("ins-2").unwrap();
         // A sweep that saw the previous instance must not vouch for the new one.
-        sweeper.confirm(
-            &[(object.clone(), "ins-1".to_string())],
-            registered + Duration::from_secs(5),
-        );
+        sweeper.confirm(&[(&object, "ins-1")], registered + Duration::from_secs(5));
         assert_eq!(confirmed("ins-2"), Some(registered));
-        sweeper.confirm(
-            &[(object.clone(), "ins-2".to_string())],
-            registered + Duration::from_secs(5),
-        );
+        sweeper.confirm(&[(&object, "ins-2")], registered + Duration::from_secs(5));
         assert!(confirmed("ins-2").unwrap() > registered);
     }
 
@@ -360,13 +386,141 @@ mod tests {
         assert!(sweeper.vouches_for(&object, "ins-1", Duration::from_secs(60)));
         assert!(sweeper.vouches_for(&object, "ins-2", Duration::from_secs(60)));
 
-        sweeper.trigger(object);
+        sweeper.trigger(&object);
         let triggered = triggers.next().await.unwrap();
         assert_eq!(
             triggered,
             ObjectRef::<CvmInstance>::new("web-1").within("team-a")
         );
         assert!(sweeper.is_empty(), "a triggered owner stops being followed");
+    }
+
+    /// Answers DescribeInstances from `instances`, recording the IDs of each call; the
+    /// second call fails whole.
+    struct DescribeOnly {
+        instances: Vec<Instance>,
+        calls: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Cloud for DescribeOnly {
+        fn describe_instances<'a>(
+            &'a self,
+            ids: &'a [String],
+        ) -> BoxFuture<'a, Result<Vec<Instance>, CloudError>> {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(ids.to_vec());
+            let refused = calls.len() == 2;
+            let found = self
+                .instances
+                .iter()
+                .filter(|i| ids.contains(&i.instance_id))
+                .cloned()
+                .collect();
+            Box::pin(async move {
+                if refused {
+                    return Err(CloudError::Api {
+                        action: "DescribeInstances".into(),
+                        code: "InternalError".into(),
+                        message: "try again".into(),
+                        request_id: "r".into(),
+                    });
+                }
+                Ok(found)
+            })
+        }
+        fn run_instances<'a>(
+            &'a self,
+            _: &'a RunInstancesRequest,
+        ) -> BoxFuture<'a, Result<Vec<String>, CloudError>> {
+            unreachable!("sweeps describe only")
+        }
+        fn describe_instance<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Option<Instance>, CloudError>> {
+            unreachable!("sweeps describe only")
+        }
+        fn find_instances_by_tag<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<Instance>, CloudError>> {
+            unreachable!("sweeps describe only")
+        }
+        fn terminate_instances<'a>(
+            &'a self,
+            _: &'a [tencent_cloud::types::ToTerminate],
+        ) -> BoxFuture<'a, Result<(), CloudError>> {
+            unreachable!("sweeps describe only")
+        }
+        fn change_instance<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a Modification,
+        ) -> BoxFuture<'a, Result<Option<String>, CloudError>> {
+            unreachable!("sweeps describe only")
+        }
+        fn zone_offerings<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<Offering>, CloudError>> {
+            unreachable!("sweeps describe only")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pass_asks_100_ids_a_call_and_a_failed_call_triggers_only_its_own() {
+        let id = |n: usize| format!("ins-{n:03}");
+        let owner = |n: usize| {
+            ObjectRef::<CvmInstance>::new(&format!("child-{n:03}"))
+                .within("team-a")
+                .erase()
+        };
+        // 250 followed; one stopped in the console, one gone, and the second call fails.
+        let mut now: Vec<Instance> = (0..250).map(|n| instance(&id(n))).collect();
+        now[7].instance_state = "STOPPED".into();
+        now.retain(|i| i.instance_id != id(42));
+        let cloud = Arc::new(DescribeOnly {
+            instances: now,
+            calls: Mutex::new(Vec::new()),
+        });
+        let sweeper = Sweeper::new();
+        let mut triggers = Box::pin(sweeper.triggers::<CvmInstance>());
+        for n in 0..250 {
+            let client: Arc<dyn Cloud> = cloud.clone();
+            sweeper.register(owner(n), client, &[instance(&id(n))]);
+        }
+
+        sweeper.sweep().await;
+
+        let calls = cloud.calls.lock().unwrap().clone();
+        let mut sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
+        sizes.sort_unstable();
+        assert_eq!(
+            sizes,
+            [50, 100, 100],
+            "ceil(250/100) calls of at most 100 IDs"
+        );
+        let mut triggered = std::collections::BTreeSet::new();
+        while let Some(Some(object)) = triggers.next().now_or_never() {
+            triggered.insert(object.name);
+        }
+        // The failed call's members find out for themselves; of the others, only the
+        // stopped and the gone one.
+        let child = |id: &str| format!("child-{}", &id["ins-".len()..]);
+        let mut expected: std::collections::BTreeSet<String> =
+            calls[1].iter().map(|id| child(id)).collect();
+        expected.extend([child(&id(7)), child(&id(42))]);
+        assert_eq!(triggered, expected);
+        assert_eq!(
+            sweeper.len(),
+            250 - expected.len(),
+            "the triggered stop being followed"
+        );
+        let confirmed = (0..250)
+            .find(|&n| !expected.contains(&child(&id(n))))
+            .unwrap();
+        assert!(sweeper.vouches_for(&owner(confirmed), &id(confirmed), Duration::from_secs(60)));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::api::{
     SET_LABEL, TEMPLATE_HASH,
 };
 use crate::controller::price::parse_price;
-use tencent_cloud::types::Instance;
+use tencent_cloud::types::ToTerminate;
 
 /// `<set>-<the ID without "ins-">`: derived from the instance alone, so creating a child
 /// twice (a replay, a crash between creations) finds the first one, whatever order the
@@ -152,14 +152,13 @@ pub fn member(child: &CvmInstance, template_hash: &str) -> Member {
 
 /// The instances of `members` as TerminateInstances needs them: the ID and the charge
 /// type, which picks the call (one charge type per call).
-pub fn instances_of(members: &[Member]) -> Vec<Instance> {
+pub fn instances_of(members: &[Member]) -> Vec<ToTerminate> {
     members
         .iter()
         .filter_map(|m| {
-            Some(Instance {
+            Some(ToTerminate {
                 instance_id: m.instance_id.clone()?,
-                instance_charge_type: Some(m.billing.charge_type().into()),
-                ..Instance::default()
+                charge_type: m.billing.charge_type().into(),
             })
         })
         .collect()

@@ -36,6 +36,7 @@ use crate::controller::price::format_price;
 use crate::controller::{Context, Error, Watched, finalizer};
 use kube::core::DeserializeGuard;
 use tencent_cloud::error::CloudError;
+use tencent_cloud::types::ToTerminate;
 
 /// Holds a deleted set until the launches it has in flight are settled: their instances
 /// have no child yet, so nothing else would terminate them.
@@ -1169,6 +1170,7 @@ impl Run<'_> {
         if live.is_empty() {
             return Ok(record.phase == LaunchPhase::Issued);
         }
+        let live: Vec<ToTerminate> = live.iter().map(ToTerminate::from).collect();
         if let Err(error) = cloud.terminate_instances(&live).await {
             warn!(error = %error, "terminating the instances of a launch");
         }

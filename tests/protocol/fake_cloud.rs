@@ -20,7 +20,9 @@ use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use tencent_cloud::credentials::Credentials;
 use tencent_cloud::error::CloudError;
-use tencent_cloud::types::{Instance, ObservedLoginSettings, RunInstancesRequest, Tag};
+use tencent_cloud::types::{
+    Instance, ObservedLoginSettings, RunInstancesRequest, Tag, ToTerminate,
+};
 
 use crate::crash::{CrashSwitch, Gate};
 
@@ -308,7 +310,7 @@ impl FakeCloud {
         })
     }
 
-    fn terminate(&self, instances: &[Instance]) -> Result<(), CloudError> {
+    fn terminate(&self, instances: &[ToTerminate]) -> Result<(), CloudError> {
         let gate = self.admit(TERMINATE, true)?;
         let now = self.clock.now();
         let mut state = self.lock();
@@ -475,7 +477,7 @@ impl Cloud for FakeCloud {
 
     fn terminate_instances<'a>(
         &'a self,
-        instances: &'a [Instance],
+        instances: &'a [ToTerminate],
     ) -> BoxFuture<'a, Result<(), CloudError>> {
         Box::pin(async move { self.terminate(instances) })
     }

@@ -20,7 +20,7 @@ use super::service::{CVM, Service};
 use super::sign::{SigningInput, sign};
 use super::types::{
     DescribeInstancesRequest, DescribeInstancesResponse, EmptyResponse, Filter, Instance,
-    RunInstancesRequest, RunInstancesResponse, TerminateInstancesRequest,
+    RunInstancesRequest, RunInstancesResponse, TerminateInstancesRequest, ToTerminate,
 };
 
 /// The SDKs send and sign exactly this; a charset suffix added by a library would break the signature.
@@ -732,11 +732,11 @@ impl CvmClient {
     /// Terminates described instances: one group of calls per charge type (a call may not mix
     /// them), 100 IDs per call. Already gone or already terminating counts as done; the first
     /// other error is returned after every instance has been tried.
-    pub async fn terminate_instances(&self, instances: &[Instance]) -> Result<(), CloudError> {
+    pub async fn terminate_instances(&self, instances: &[ToTerminate]) -> Result<(), CloudError> {
         let mut by_charge_type: HashMap<&str, Vec<String>> = HashMap::new();
         for instance in instances {
             by_charge_type
-                .entry(instance.instance_charge_type.as_deref().unwrap_or_default())
+                .entry(instance.charge_type.as_str())
                 .or_default()
                 .push(instance.instance_id.clone());
         }

@@ -242,6 +242,25 @@ pub struct TerminateInstancesRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 pub struct EmptyResponse {}
 
+/// What TerminateInstances needs of an instance: its ID, and its charge type (one call may
+/// not mix charge types). Lighter than a described [`Instance`]: a set scaling down by
+/// thousands holds one per machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToTerminate {
+    pub instance_id: String,
+    /// `InstanceChargeType`, e.g. `POSTPAID_BY_HOUR`.
+    pub charge_type: String,
+}
+
+impl From<&Instance> for ToTerminate {
+    fn from(instance: &Instance) -> Self {
+        Self {
+            instance_id: instance.instance_id.clone(),
+            charge_type: instance.instance_charge_type.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// An instance as DescribeInstances returns it. Only the fields the operator reads are
 /// typed; the rest are ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
