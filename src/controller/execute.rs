@@ -70,10 +70,12 @@ pub async fn execute(obj: Arc<CvmInstance>, ctx: &Context) -> Result<Action, Err
         credentials_secret: None,
     };
     run.facts.sweeper_vouches = sweeper_vouches(&t);
-    run.facts.removed_by_set = controlling_set(&t.obj).is_some()
-        && ctx
-            .child_writes
-            .being_removed(&format!("{}/{}", t.namespace, t.name), ctx.clock.now());
+    if controlling_set(&t.obj).is_some() {
+        let key = format!("{}/{}", t.namespace, t.name);
+        let now = ctx.clock.now();
+        run.facts.removed_by_set = ctx.child_writes.being_removed(&key, now);
+        run.facts.set_terminating = ctx.child_writes.set_terminating(&key, now);
+    }
     for _ in 0..MAX_STEPS {
         let view = View {
             object: &t.obj,

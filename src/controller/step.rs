@@ -67,6 +67,8 @@ pub struct Facts {
     pub sweeper_vouches: bool,
     /// The set that controls this resource is removing it (its deletion follows).
     pub removed_by_set: bool,
+    /// That set's TerminateInstances naming this resource's machine is in flight.
+    pub set_terminating: bool,
     /// The UID tag was put on the instance named by `spec.instanceId` (then described again).
     pub claimed: bool,
     /// The day-2 change this reconcile recorded in `status.operation`, about to be sent.
@@ -839,8 +841,16 @@ fn delete(view: &View<'_>, deleted_at: Timestamp, now: Timestamp, settings: &Set
         .collect();
     if !to_terminate.is_empty() {
         match &facts.terminated {
-            // A set terminates its victims before deleting them, so a child of a set that
-            // still runs here was deleted by hand or by the garbage collector: ours to end.
+            // A set deletes the children it removes while its own calls terminate their
+            // machines (100 a call): one deleted first waits for them rather than make a
+            // call of its own, then finds its machine terminating.
+            None if facts.set_terminating => {
+                return Step::Idle {
+                    then: Wait::PollMin,
+                };
+            }
+            // Otherwise a child of a set whose machine still runs was deleted by hand or
+            // by the garbage collector: ours to end.
             None => {
                 return Step::Terminate {
                     instances: to_terminate,

@@ -937,6 +937,27 @@ fn delete_rows() -> Vec<(&'static str, Case, String)> {
             "Terminate ins-1".into(),
         ),
         (
+            "a set's child deleted by its set while the set's TerminateInstances is in flight: waits, no call of its own",
+            set_child(recorded("RUNNING"))
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
+                .facts(|f| {
+                    f.described = Some(Ok(Some(instance("ins-1", "RUNNING"))));
+                    f.removed_by_set = true;
+                    f.set_terminating = true;
+                }),
+            "Idle PollMin".into(),
+        ),
+        (
+            "a set's child removed by its set whose call returned and the machine still runs: terminated by the child",
+            set_child(recorded("RUNNING"))
+                .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))
+                .facts(|f| {
+                    f.described = Some(Ok(Some(instance("ins-1", "RUNNING"))));
+                    f.removed_by_set = true;
+                }),
+            "Terminate ins-1".into(),
+        ),
+        (
             "a set's child the set terminated before deleting it: let go at once, never terminated again",
             set_child(recorded("RUNNING"))
                 .spec(serde_json::json!({"instanceId": "ins-1", "deletionPolicy": "Delete"}))

@@ -211,12 +211,13 @@ impl Run<'_> {
     }
 
     /// Removes the children named `doomed`: records them in `status.removal` (the intent,
-    /// before any effect), terminates their instances together (100 IDs a call per charge
-    /// type), then deletes them; their finalizers find the instances TERMINATING and only
-    /// follow them. Terminating before deleting keeps the calls batched however long the
-    /// deletions take (ten sets scaling down at once delete thousands of children), and a
-    /// deleted child never waits on the set: its finalizer terminates at once whatever
-    /// still runs.
+    /// before any effect), then terminates their instances together (100 IDs a call per
+    /// charge type) while it deletes them; their finalizers find the instances TERMINATING
+    /// and let go. A child deleted before the calls return waits for them
+    /// (`ChildWrites::set_terminating`) instead of making a call of its own, so the calls
+    /// stay batched however the deletions interleave; once they return (accepted or not),
+    /// its finalizer terminates whatever still runs. Deleting meanwhile rather than after
+    /// starts the thousand deletions of a large scale-down a second sooner.
     async fn scale_down(
         &mut self,
         members: &mut [Member],
@@ -242,8 +243,19 @@ impl Run<'_> {
             .filter(|m| doomed.contains(&m.name))
             .cloned()
             .collect();
-        self.terminate(&victims, false).await?;
-        self.remove(&doomed, reverted).await?;
+        let cloud = self.cloud().await?;
+        let keys = self.child_keys(&doomed);
+        self.ctx
+            .child_writes
+            .note_terminating(keys.iter().cloned(), self.ctx.clock.now());
+        let terminating = async {
+            if let Some(cloud) = &cloud {
+                terminate_members(cloud.as_ref(), &victims, false).await;
+            }
+            self.ctx.child_writes.done_terminating(&keys);
+        };
+        let (removed, ()) = futures::join!(self.remove(&doomed, reverted), terminating);
+        removed?;
         // The children tell nothing of their own removal: one Event for all of them.
         let ids: Vec<&str> = victims
             .iter()
@@ -299,11 +311,18 @@ impl Run<'_> {
     /// Tells the children named that they are being removed (recorded in the status): one
     /// whose machine is gone before its deletion arrives then writes nothing.
     fn note_removing(&self, names: &[String]) {
+        self.ctx
+            .child_writes
+            .note_removing(self.child_keys(names), self.ctx.clock.now());
+    }
+
+    /// `namespace/name` of each child named.
+    fn child_keys(&self, names: &[String]) -> Vec<String> {
         let namespace = self.set.namespace().unwrap_or_default();
-        self.ctx.child_writes.note_removing(
-            names.iter().map(|name| format!("{namespace}/{name}")),
-            self.ctx.clock.now(),
-        );
+        names
+            .iter()
+            .map(|name| format!("{namespace}/{name}"))
+            .collect()
     }
 
     /// Deletes the children whose instance is gone for good; the deficit this leaves is
@@ -897,40 +916,11 @@ impl Run<'_> {
     /// Best effort: a failure leaves the work to the children's finalizers once they are
     /// deleted.
     async fn terminate(&mut self, doomed: &[Member], describe_first: bool) -> Result<(), Error> {
-        let mut instances = instances_of(doomed);
-        if instances.is_empty() {
+        if instances_of(doomed).is_empty() {
             return Ok(());
         }
-        let Some(cloud) = self.cloud().await? else {
-            return Ok(());
-        };
-        if describe_first {
-            let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
-            let running: Vec<String> = match cloud.describe_instances(&ids).await {
-                Ok(found) => found
-                    .into_iter()
-                    .filter(|i| i.instance_state != "TERMINATING")
-                    .map(|i| i.instance_id)
-                    .collect(),
-                Err(error) => {
-                    warn!(error = %error, "describing removed children's instances; their finalizers will terminate them");
-                    return Ok(());
-                }
-            };
-            instances.retain(|i| running.contains(&i.instance_id));
-            if instances.is_empty() {
-                return Ok(());
-            }
-        }
-        match cloud.terminate_instances(&instances).await {
-            Ok(()) => info!(
-                count = instances.len(),
-                "terminated the removed children's instances"
-            ),
-            Err(error) if error.is_already_terminated() => {}
-            Err(error) => {
-                warn!(error = %error, "terminating removed children's instances; their finalizers will");
-            }
+        if let Some(cloud) = self.cloud().await? {
+            terminate_members(cloud.as_ref(), doomed, describe_first).await;
         }
         Ok(())
     }
@@ -1175,6 +1165,43 @@ impl Run<'_> {
             warn!(error = %error, "terminating the instances of a launch");
         }
         Ok(false)
+    }
+}
+
+/// Terminates the instances of `doomed` in one go (see [`Run::terminate`]). Best effort: a
+/// failure leaves the work to the children's finalizers once they are deleted.
+async fn terminate_members(cloud: &dyn Cloud, doomed: &[Member], describe_first: bool) {
+    let mut instances = instances_of(doomed);
+    if instances.is_empty() {
+        return;
+    }
+    if describe_first {
+        let ids: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
+        let running: Vec<String> = match cloud.describe_instances(&ids).await {
+            Ok(found) => found
+                .into_iter()
+                .filter(|i| i.instance_state != "TERMINATING")
+                .map(|i| i.instance_id)
+                .collect(),
+            Err(error) => {
+                warn!(error = %error, "describing removed children's instances; their finalizers will terminate them");
+                return;
+            }
+        };
+        instances.retain(|i| running.contains(&i.instance_id));
+        if instances.is_empty() {
+            return;
+        }
+    }
+    match cloud.terminate_instances(&instances).await {
+        Ok(()) => info!(
+            count = instances.len(),
+            "terminated the removed children's instances"
+        ),
+        Err(error) if error.is_already_terminated() => {}
+        Err(error) => {
+            warn!(error = %error, "terminating removed children's instances; their finalizers will");
+        }
     }
 }
 

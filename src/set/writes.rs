@@ -21,6 +21,10 @@ const CREATED_MEMORY: SignedDuration = SignedDuration::from_secs(30);
 /// How long a child noted as being removed is taken as such (its deletion follows within
 /// seconds; the memory only bounds the map).
 const REMOVING_MEMORY: SignedDuration = SignedDuration::from_secs(600);
+/// How long a set's TerminateInstances for a removed child is taken as in flight: the call
+/// returns within seconds; the memory only bounds one that never does (the child then
+/// terminates its machine itself).
+const TERMINATING_MEMORY: SignedDuration = SignedDuration::from_secs(60);
 
 pub struct ChildWrites {
     permits: Semaphore,
@@ -28,6 +32,9 @@ pub struct ChildWrites {
     created: Mutex<HashMap<String, Timestamp>>,
     /// `namespace/name` of each child a set is removing, with when it was recorded.
     removing: Mutex<HashMap<String, Timestamp>>,
+    /// `namespace/name` of each removed child whose machine its set's TerminateInstances
+    /// names while that call is in flight, with when it began.
+    terminating: Mutex<HashMap<String, Timestamp>>,
 }
 
 impl Default for ChildWrites {
@@ -36,6 +43,7 @@ impl Default for ChildWrites {
             permits: Semaphore::new(IN_FLIGHT),
             created: Mutex::new(HashMap::new()),
             removing: Mutex::new(HashMap::new()),
+            terminating: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -92,6 +100,26 @@ impl ChildWrites {
     pub fn note_removing(&self, keys: impl IntoIterator<Item = String>, now: Timestamp) {
         note(&self.removing, keys, now, REMOVING_MEMORY);
     }
+
+    /// Whether `key`'s set is terminating its machine right now: the set deletes its
+    /// children while its TerminateInstances calls are under way, and a child deleted
+    /// first waits for them rather than send a call of its own.
+    pub fn set_terminating(&self, key: &str, now: Timestamp) -> bool {
+        noted(&self.terminating, key, now, TERMINATING_MEMORY)
+    }
+
+    /// Remembers that a set's TerminateInstances for `keys`' machines begins at `now`.
+    pub fn note_terminating(&self, keys: impl IntoIterator<Item = String>, now: Timestamp) {
+        note(&self.terminating, keys, now, TERMINATING_MEMORY);
+    }
+
+    /// The set's TerminateInstances for `keys`' machines returned (accepted or not).
+    pub fn done_terminating<'a>(&self, keys: impl IntoIterator<Item = &'a String>) {
+        let mut map = self.terminating.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            map.remove(key);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -124,5 +152,23 @@ mod tests {
             !writes.recently_created("ns/a", t0),
             "two separate memories"
         );
+    }
+
+    #[test]
+    fn a_set_terminating_is_known_until_its_call_returns_or_a_minute_passes() {
+        let writes = ChildWrites::default();
+        let t0 = Timestamp::UNIX_EPOCH;
+        let keys = ["ns/a".to_string(), "ns/b".to_string()];
+        writes.note_terminating(keys.clone(), t0);
+        assert!(writes.set_terminating("ns/a", t0 + SignedDuration::from_secs(59)));
+        assert!(!writes.set_terminating("ns/a", t0 + SignedDuration::from_secs(60)));
+        assert!(!writes.set_terminating("ns/c", t0));
+        assert!(
+            !writes.being_removed("ns/a", t0),
+            "separate from the removal"
+        );
+        writes.done_terminating(&keys[..1]);
+        assert!(!writes.set_terminating("ns/a", t0));
+        assert!(writes.set_terminating("ns/b", t0));
     }
 }
