@@ -1,0 +1,3 @@
+module cvm-operator/tools/write-throughput
+
+go 1.26
