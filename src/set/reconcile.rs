@@ -243,7 +243,12 @@ impl Run<'_> {
             .filter(|m| doomed.contains(&m.name))
             .cloned()
             .collect();
-        let cloud = self.cloud().await?;
+        // As `terminate`: credentials are resolved only when there is a machine to end.
+        let cloud = if instances_of(&victims).is_empty() {
+            None
+        } else {
+            self.cloud().await?
+        };
         let keys = self.child_keys(&doomed);
         self.ctx
             .child_writes
