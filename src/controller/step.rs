@@ -567,11 +567,11 @@ fn observe(view: &View<'_>, id: &str, now: Timestamp, settings: &Settings) -> St
     match &facts.described {
         None => Step::Describe { id: id.into() },
         Some(Err(error)) => failure("DescribeInstances", error),
-        // A set terminates the machines it removes before it deletes their children: the
-        // child has nothing to report meanwhile (its set tells of the scale-down), and a
-        // status write per child would queue the set's deletions behind a thousand writes.
-        // An instance terminated outside the operator ends InstanceNotFound, and the set
-        // replaces the child.
+        // A set terminates the machines it removes while it deletes their children: a child
+        // whose deletion has not arrived yet has nothing to report (its set tells of the
+        // scale-down), and a status write per child would queue the set's deletions behind
+        // a thousand writes. An instance terminated outside the operator ends
+        // InstanceNotFound, and the set replaces the child.
         Some(Ok(Some(instance)))
             if instance.instance_state == "TERMINATING"
                 && controlling_set(view.object).is_some() =>

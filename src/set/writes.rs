@@ -4,9 +4,10 @@
 //! 429. And the children created moments ago: the shared cache shows a new child only once
 //! its watch event arrives, and creating it again is a POST the API server refuses (409)
 //! after doing most of a write's work. And the children a set is removing: it terminates
-//! their machines before it deletes them, and with thousands to delete a child may see its
+//! their machines while it deletes them, and with thousands to delete a child may see its
 //! machine gone first; knowing it is being removed, it writes nothing (no Stalled status,
-//! no Warning) and waits for its deletion.
+//! no Warning) and waits for its deletion. A child whose deletion comes first waits for
+//! its set's calls (`set_terminating`) rather than make its own.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
