@@ -729,7 +729,7 @@ impl CvmClient {
         }
     }
 
-    /// Terminates described instances: one group of calls per charge type (a call may not mix
+    /// Terminates instances: one group of calls per charge type (a call may not mix
     /// them), 100 IDs per call. Already gone or already terminating counts as done; the first
     /// other error is returned after every instance has been tried.
     pub async fn terminate_instances(&self, instances: &[ToTerminate]) -> Result<(), CloudError> {
