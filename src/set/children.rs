@@ -150,6 +150,11 @@ pub fn member(child: &CvmInstance, template_hash: &str) -> Member {
     }
 }
 
+/// Whether any of `members` has a machine (an instance ID) to terminate.
+pub fn any_machine(members: &[Member]) -> bool {
+    members.iter().any(|m| m.instance_id.is_some())
+}
+
 /// The instances of `members` as TerminateInstances needs them: the ID and the charge
 /// type, which picks the call (one charge type per call).
 pub fn instances_of(members: &[Member]) -> Vec<ToTerminate> {

@@ -17,7 +17,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use super::children::{child, controlling_set, instances_of, member, selector};
+use super::children::{any_machine, child, controlling_set, instances_of, member, selector};
 use super::follow::follow;
 use super::launch::{new_record, request, template_hash};
 use super::plan::{
@@ -244,10 +244,10 @@ impl Run<'_> {
             .cloned()
             .collect();
         // As `terminate`: credentials are resolved only when there is a machine to end.
-        let cloud = if instances_of(&victims).is_empty() {
-            None
-        } else {
+        let cloud = if any_machine(&victims) {
             self.cloud().await?
+        } else {
+            None
         };
         let keys = self.child_keys(&doomed);
         self.ctx
@@ -921,7 +921,7 @@ impl Run<'_> {
     /// Best effort: a failure leaves the work to the children's finalizers once they are
     /// deleted.
     async fn terminate(&mut self, doomed: &[Member], describe_first: bool) -> Result<(), Error> {
-        if instances_of(doomed).is_empty() {
+        if !any_machine(doomed) {
             return Ok(());
         }
         if let Some(cloud) = self.cloud().await? {
