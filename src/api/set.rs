@@ -144,6 +144,22 @@ pub struct OfferingsPolicy {
     /// equals: fewer launches refused, and for spot fewer reclaims.
     #[serde(default)]
     pub allocation_strategy: AllocationStrategy,
+    /// `Priority` (default): each launch goes to the first offering above with capacity, so
+    /// a set may run in one zone. `Balanced`: a launch is split among the zones so that the
+    /// one with the fewest of the set's machines gets the next, each zone's share to its best
+    /// offering (a zone without capacity hands its share to the others), and a scale-down
+    /// takes from the zone with the most first; losing a zone then costs the set as few
+    /// machines as it can (Auto Scaling's `EQUALITY`, TKE's `ZoneEquality`). Balanced costs
+    /// at most one RunInstances call more per zone.
+    #[serde(default)]
+    pub zone_balance: ZoneBalance,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ZoneBalance {
+    #[default]
+    Priority,
+    Balanced,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]

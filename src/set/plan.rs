@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
     AllocationStrategy, BillingMode, CvmInstanceSetSpec, LaunchOffering, LaunchPhase, LaunchRecord,
-    OfferingStatus, RolloutStrategy, ScaleDownOrder,
+    OfferingStatus, RolloutStrategy, ScaleDownOrder, ZoneBalance,
 };
 
 /// One child as the planner sees it.
@@ -85,20 +85,75 @@ pub fn census(members: &[Member], launches: &[LaunchRecord]) -> Census {
         }
     }
     for launch in launches {
-        let n = match launch.phase {
-            LaunchPhase::Pending => launch.count,
-            LaunchPhase::Issued => launch
-                .instance_ids
-                .iter()
-                .filter(|id| !with_child.contains(id.as_str()))
-                .count() as i32,
-        };
+        let n = in_flight(launch, &with_child);
         c.live += n;
         c.in_flight += n;
         c.unready_current += n;
         count_billing(&mut c, launch.offering.billing, launch.fallback, n);
     }
     c
+}
+
+/// Machines of `launch` that have no child yet: an Issued launch's IDs without one, a
+/// Pending launch's whole count (RunInstances may have been sent).
+fn in_flight(launch: &LaunchRecord, with_child: &HashSet<&str>) -> i32 {
+    match launch.phase {
+        LaunchPhase::Pending => launch.count,
+        LaunchPhase::Issued => launch
+            .instance_ids
+            .iter()
+            .filter(|id| !with_child.contains(id.as_str()))
+            .count() as i32,
+    }
+}
+
+/// The set's machines per zone: children not being deleted and launches in flight.
+pub fn zone_counts(members: &[Member], launches: &[LaunchRecord]) -> HashMap<String, i32> {
+    let with_child: HashSet<&str> = members
+        .iter()
+        .filter_map(|m| m.instance_id.as_deref())
+        .collect();
+    let mut counts: HashMap<String, i32> = HashMap::new();
+    for m in members.iter().filter(|m| !m.deleting) {
+        *counts.entry(m.zone.clone()).or_default() += 1;
+    }
+    for launch in launches {
+        *counts.entry(launch.offering.zone.clone()).or_default() += in_flight(launch, &with_child);
+    }
+    counts
+}
+
+/// Splits `n` launches among the zones of `offerings`, each to the zone with the fewest
+/// machines (`counts`, plus what this split gave it already); ties go to the zone that comes
+/// first in `offerings`, i.e. the preferred one. Zones in that order, with a share above 0.
+pub fn zone_shares(
+    offerings: &[LaunchOffering],
+    counts: &HashMap<String, i32>,
+    n: i32,
+) -> Vec<(String, i32)> {
+    let mut zones: Vec<(String, i32, i32)> = Vec::new(); // zone, machines, share
+    for o in offerings {
+        if !zones.iter().any(|(z, ..)| *z == o.zone) {
+            let have = counts.get(&o.zone).copied().unwrap_or(0);
+            zones.push((o.zone.clone(), have, 0));
+        }
+    }
+    if zones.is_empty() {
+        return Vec::new();
+    }
+    for _ in 0..n.max(0) {
+        // `min_by_key` keeps the first of equals: the preferred zone.
+        let (.., share) = zones
+            .iter_mut()
+            .min_by_key(|(_, have, share)| *have + *share)
+            .expect("not empty");
+        *share += 1;
+    }
+    zones
+        .into_iter()
+        .filter(|(.., share)| *share > 0)
+        .map(|(zone, _, share)| (zone, share))
+        .collect()
 }
 
 fn count_billing(c: &mut Census, billing: BillingMode, fallback: bool, n: i32) {
@@ -188,8 +243,10 @@ pub fn surplus(spec: &CvmInstanceSetSpec, c: &Census, reverting: bool) -> i32 {
 /// `cvm-operator.io/delete-priority`, out of date (an older template), fallback, then
 /// `scaleDown.order`. While `reverting` to spot, fallback goes before out of date: the
 /// surplus then is the fallback machines the spot replacements stand in for, and removing
-/// an out-of-date spot machine instead would only launch another spot one. Children already
-/// being deleted are never chosen again (no over-delete on a stale view).
+/// an out-of-date spot machine instead would only launch another spot one. With
+/// `zoneBalance: Balanced`, among equals of those classes the zone with the most
+/// machines loses one first. Children already being deleted are never chosen again (no
+/// over-delete on a stale view).
 pub fn victims(
     spec: &CvmInstanceSetSpec,
     members: &[Member],
@@ -202,22 +259,22 @@ pub fn victims(
     // never-Ready machine to drop first.
     let rolling =
         spec.rollout.strategy == RolloutStrategy::Surge && candidates.iter().any(|m| !m.up_to_date);
-    candidates.sort_by(|a, b| {
-        let rank = |m: &Member| {
-            let (outdated, fallback) = (!m.up_to_date, m.fallback);
-            let (first, second) = if reverting {
-                (fallback, outdated)
-            } else {
-                (outdated, fallback)
-            };
-            (
-                m.ready || (rolling && m.up_to_date),
-                !m.delete_priority,
-                !first,
-                !second,
-            )
+    let class = |m: &Member| {
+        let (outdated, fallback) = (!m.up_to_date, m.fallback);
+        let (first, second) = if reverting {
+            (fallback, outdated)
+        } else {
+            (outdated, fallback)
         };
-        rank(a).cmp(&rank(b)).then_with(|| match order {
+        (
+            m.ready || (rolling && m.up_to_date),
+            !m.delete_priority,
+            !first,
+            !second,
+        )
+    };
+    candidates.sort_by(|a, b| {
+        class(a).cmp(&class(b)).then_with(|| match order {
             ScaleDownOrder::Newest => b.created.cmp(&a.created),
             ScaleDownOrder::Oldest => a.created.cmp(&b.created),
             ScaleDownOrder::Cost => price_key(b)
@@ -226,11 +283,35 @@ pub fn victims(
                 .then_with(|| b.created.cmp(&a.created)),
         })
     });
-    candidates
-        .into_iter()
-        .take(n.max(0) as usize)
-        .map(|m| m.name.clone())
-        .collect()
+    let n = n.max(0) as usize;
+    let balanced = spec
+        .offerings
+        .as_ref()
+        .is_some_and(|o| o.zone_balance == ZoneBalance::Balanced);
+    if !balanced {
+        return candidates
+            .into_iter()
+            .take(n)
+            .map(|m| m.name.clone())
+            .collect();
+    }
+    // One at a time: the best class first, within it the most crowded zone, then the order.
+    let mut per_zone: HashMap<&str, i32> = HashMap::new();
+    for m in &candidates {
+        *per_zone.entry(m.zone.as_str()).or_default() += 1;
+    }
+    let mut chosen = Vec::with_capacity(n.min(candidates.len()));
+    for _ in 0..n.min(candidates.len()) {
+        let (at, _) = candidates
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, m)| (class(m), -per_zone[m.zone.as_str()], *i))
+            .expect("fewer chosen than candidates");
+        let m = candidates.remove(at);
+        *per_zone.get_mut(m.zone.as_str()).expect("counted") -= 1;
+        chosen.push(m.name.clone());
+    }
+    chosen
 }
 
 /// Unknown prices sort as the cheapest: a machine is removed for its price only when its

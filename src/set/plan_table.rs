@@ -585,3 +585,104 @@ fn launch_failures_are_classified_by_code() {
         LaunchFailure::Retry
     );
 }
+
+fn in_zone(mut m: Member, zone: &str) -> Member {
+    m.zone = zone.into();
+    m
+}
+
+fn offering(zone: &str, instance_type: &str) -> LaunchOffering {
+    LaunchOffering {
+        zone: zone.into(),
+        subnet_id: None,
+        instance_type: instance_type.into(),
+        billing: BillingMode::Spot,
+    }
+}
+
+#[test]
+fn zone_counts_take_live_children_and_launches_without_a_child() {
+    let mut gone = in_zone(member("c", BillingMode::Spot, true, 0), "z2");
+    gone.deleting = true;
+    let members = vec![
+        in_zone(member("a", BillingMode::Spot, true, 0), "z1"),
+        in_zone(member("b", BillingMode::Spot, true, 0), "z2"),
+        gone,
+    ];
+    let mut issued = record(LaunchPhase::Issued, 3, &["ins-a", "ins-x", "ins-y"]);
+    issued.offering.zone = "z1".into();
+    let mut pending = record(LaunchPhase::Pending, 4, &[]);
+    pending.offering.zone = "z3".into();
+    let counts = zone_counts(&members, &[issued, pending]);
+    // z1: a, plus the two of the issued launch without a child; z2: b (c is leaving).
+    assert_eq!(counts.get("z1"), Some(&3));
+    assert_eq!(counts.get("z2"), Some(&1));
+    assert_eq!(counts.get("z3"), Some(&4));
+}
+
+#[test]
+fn zone_shares_fill_the_emptiest_zone_first_and_break_ties_by_preference() {
+    let two_types = [
+        offering("z1", "S5.MEDIUM2"),
+        offering("z2", "S5.MEDIUM2"),
+        offering("z1", "SA2.MEDIUM4"),
+        offering("z3", "SA2.MEDIUM4"),
+    ];
+    let counts = |pairs: &[(&str, i32)]| -> HashMap<String, i32> {
+        pairs.iter().map(|(z, n)| (z.to_string(), *n)).collect()
+    };
+    // (machines per zone before, launches, shares)
+    type Zones<'a> = &'a [(&'a str, i32)];
+    let rows: [(Zones, i32, Zones); 6] = [
+        (&[], 0, &[]),
+        (&[], 1, &[("z1", 1)]),
+        (&[], 1000, &[("z1", 334), ("z2", 333), ("z3", 333)]),
+        // The emptiest first, until the zones are level; then round and round.
+        (&[("z1", 5), ("z2", 1)], 3, &[("z2", 1), ("z3", 2)]),
+        (
+            &[("z1", 5), ("z2", 1)],
+            12,
+            &[("z1", 1), ("z2", 5), ("z3", 6)],
+        ),
+        // A zone far ahead gets nothing until the others catch up.
+        (&[("z1", 100)], 10, &[("z2", 5), ("z3", 5)]),
+    ];
+    for (have, n, expected) in rows {
+        let expected: Vec<(String, i32)> =
+            expected.iter().map(|(z, k)| (z.to_string(), *k)).collect();
+        assert_eq!(
+            zone_shares(&two_types, &counts(have), n),
+            expected,
+            "{have:?} + {n}"
+        );
+    }
+    assert!(zone_shares(&[], &HashMap::new(), 5).is_empty());
+}
+
+#[test]
+fn a_balanced_scale_down_takes_from_the_most_crowded_zone_within_each_class() {
+    let balanced = spec(
+        2,
+        serde_json::json!({"offerings": {"zoneBalance": "Balanced"}}),
+    );
+    let priority = spec(2, serde_json::json!({}));
+    // z1 has three Ready machines, z2 one; the newest are in z2 (d) and z1 (c).
+    let members = vec![
+        in_zone(member("a", BillingMode::Spot, true, 1), "z1"),
+        in_zone(member("b", BillingMode::Spot, true, 2), "z1"),
+        in_zone(member("c", BillingMode::Spot, true, 3), "z1"),
+        in_zone(member("d", BillingMode::Spot, true, 4), "z2"),
+    ];
+    // Newest first would take d and c and leave z2 empty; balanced takes from z1, newest
+    // first within it.
+    assert_eq!(victims(&priority, &members, 2, false), ["d", "c"]);
+    assert_eq!(victims(&balanced, &members, 2, false), ["c", "b"]);
+    // Then level: z1 and z2 one each, so the order decides (newest: d).
+    assert_eq!(victims(&balanced, &members, 3, false), ["c", "b", "d"]);
+    // The classes still come first: a never-Ready machine in the emptier zone goes first.
+    let mut booting = members.clone();
+    booting[3].ready = false;
+    assert_eq!(victims(&balanced, &booting, 2, false), ["d", "c"]);
+    // More than there are: every candidate once.
+    assert_eq!(victims(&balanced, &members, 9, false).len(), 4);
+}

@@ -6,6 +6,7 @@
 //! read (a PUT of the status): a stale cache or a second leader gets a conflict and starts
 //! over from fresh data instead of launching from a stale count.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use super::plan::{
 use crate::api::{
     BillingMode, CvmInstance, CvmInstanceSet, CvmInstanceSetStatus, LaunchOffering, LaunchPhase,
     LaunchRecord, OfferingStatus, RemovalRecord, RolloutStrategy, ScaleDownOrder, TAG_LAUNCH,
+    ZoneBalance,
 };
 use crate::cloud::Cloud;
 use crate::controller::conditions::{Health, reason_from_code, transition_time};
@@ -123,7 +125,7 @@ impl Run<'_> {
             let wanted = need(&self.set.spec, &c, reverting);
             if wanted.total() > 0 {
                 let first_new = self.status.next_launch_seq;
-                self.scale_up(wanted, reverting, &markets).await?;
+                self.scale_up(wanted, reverting, &markets, &members).await?;
                 // Every launch first, then the children: the last batch boots as early as
                 // the rate limit allows, not after the earlier batches' children are written.
                 for record in self.status.launches.clone() {
@@ -645,6 +647,7 @@ impl Run<'_> {
         wanted: plan::Need,
         reverting: bool,
         markets: &Markets,
+        members: &[Member],
     ) -> Result<(), Error> {
         if self.cloud().await?.is_none() {
             return Ok(());
@@ -659,7 +662,7 @@ impl Run<'_> {
             now,
         );
         let left = self
-            .launch_across(&on_demand, wanted.on_demand, false)
+            .launch_across(&on_demand, wanted.on_demand, false, members)
             .await?;
         if left > 0 || self.stall.is_some() || self.retry {
             return Ok(());
@@ -671,7 +674,9 @@ impl Run<'_> {
             markets,
             now,
         );
-        let left = self.launch_across(&spot, wanted.spot, false).await?;
+        let left = self
+            .launch_across(&spot, wanted.spot, false, members)
+            .await?;
         // No spot capacity anywhere: pay-as-you-go in its place, if allowed (and not while
         // replacing fallback machines, which would only swap one for another).
         if left > 0
@@ -689,7 +694,7 @@ impl Run<'_> {
                 now,
             );
             let before = left;
-            let left = self.launch_across(&on_demand, left, true).await?;
+            let left = self.launch_across(&on_demand, left, true, members).await?;
             if left < before {
                 self.fell_back = true;
                 self.event(
@@ -706,9 +711,59 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Launches `n` across `offerings`, by the set's `zoneBalance`; how many are still
+    /// missing.
+    async fn launch_across(
+        &mut self,
+        offerings: &[LaunchOffering],
+        n: i32,
+        fallback: bool,
+        members: &[Member],
+    ) -> Result<i32, Error> {
+        let balanced = self
+            .set
+            .spec
+            .offerings
+            .as_ref()
+            .is_some_and(|o| o.zone_balance == ZoneBalance::Balanced);
+        if !balanced {
+            return self.launch_in_order(offerings, n, fallback).await;
+        }
+        // Each round splits what is missing among the zones still open; a zone that launched
+        // less than its share has no more capacity now and is left out of the next round, so
+        // every round either completes or closes a zone.
+        let mut left = n;
+        let mut closed: HashSet<String> = HashSet::new();
+        while left > 0 {
+            let open: Vec<LaunchOffering> = offerings
+                .iter()
+                .filter(|o| !closed.contains(&o.zone))
+                .cloned()
+                .collect();
+            let counts = plan::zone_counts(members, &self.status.launches);
+            let shares = plan::zone_shares(&open, &counts, left);
+            if shares.is_empty() {
+                break;
+            }
+            for (zone, share) in shares {
+                let in_zone: Vec<LaunchOffering> =
+                    open.iter().filter(|o| o.zone == zone).cloned().collect();
+                let missing = self.launch_in_order(&in_zone, share, fallback).await?;
+                left -= share - missing;
+                if missing > 0 {
+                    closed.insert(zone);
+                }
+                if self.stall.is_some() || self.retry {
+                    return Ok(left);
+                }
+            }
+        }
+        Ok(left)
+    }
+
     /// Launches `n` across `offerings` in order, moving on when one has no capacity; how
     /// many are still missing.
-    async fn launch_across(
+    async fn launch_in_order(
         &mut self,
         offerings: &[LaunchOffering],
         mut n: i32,

@@ -4,7 +4,8 @@
 //! machine was reclaimed, is replaced; deleting the set terminates every machine (garbage
 //! collection of the children).
 //! A sold-out offering sends the launch to the next one in the same pass; no spot at all
-//! falls back to pay-as-you-go, and back to spot, surge first, when spot returns.
+//! falls back to pay-as-you-go, and back to spot, surge first, when spot returns. A
+//! Balanced set spreads across its zones and shrinks the most crowded first.
 
 use std::time::Duration;
 
@@ -352,6 +353,66 @@ async fn a_sold_out_offering_sends_the_launch_to_the_next_one_in_the_same_pass()
         .expect("the offering in use is shown");
     assert_eq!((used.replicas, used.ready), (3, 3));
     assert!(env.event_reasons().contains("OfferingUnavailable"));
+}
+
+/// Children per zone.
+async fn per_zone(env: &TestEnv) -> std::collections::BTreeMap<String, usize> {
+    let mut zones = std::collections::BTreeMap::new();
+    for kid in children(env).await {
+        *zones.entry(kid.spec.zone.clone()).or_default() += 1;
+    }
+    zones
+}
+
+fn zones(pairs: &[(&str, usize)]) -> std::collections::BTreeMap<String, usize> {
+    pairs.iter().map(|(z, n)| (z.to_string(), *n)).collect()
+}
+
+#[tokio::test]
+async fn a_balanced_set_spreads_across_zones_and_shrinks_the_most_crowded_first() {
+    let env = TestEnv::start("set-balanced").await;
+    env.apply_yaml_ok(
+        &example()
+            .replace("replicas: 3", "replicas: 4")
+            .replace("zoneBalance: Priority", "zoneBalance: Balanced"),
+    );
+    ready_with(&env, 4).await;
+    assert_eq!(
+        per_zone(&env).await,
+        zones(&[("ap-guangzhou-3", 2), ("ap-guangzhou-4", 2)])
+    );
+    // One call per zone.
+    let outcomes = env.sim.outcomes("RunInstances").await;
+    assert_eq!(outcomes.get("Success"), Some(&2), "{outcomes:?}");
+
+    // The second zone has nothing left of either type: its share goes to the first.
+    for instance_type in ["SA2.MEDIUM4", "S5.MEDIUM4"] {
+        env.sim
+            .admin
+            .set_capacity("ap-guangzhou-4", instance_type, Some(0))
+            .await
+            .unwrap();
+    }
+    scale(&env, 6);
+    ready_with(&env, 6).await;
+    assert_eq!(
+        per_zone(&env).await,
+        zones(&[("ap-guangzhou-3", 4), ("ap-guangzhou-4", 2)])
+    );
+
+    // Shrinking takes from the crowded zone until they are level, then from each.
+    scale(&env, 2);
+    ready_with(&env, 2).await;
+    assert_eq!(
+        per_zone(&env).await,
+        zones(&[("ap-guangzhou-3", 1), ("ap-guangzhou-4", 1)])
+    );
+    wait_for(
+        "the removed machines terminated",
+        Duration::from_secs(60),
+        || async { (running(&env).await == 2).then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test]
