@@ -45,6 +45,18 @@ impl Run<'_> {
         markets
     }
 
+    /// The offerings of `billing` to try now, best first (see [`candidates`]).
+    fn offerings_now(&self, billing: BillingMode, markets: &Markets) -> Vec<LaunchOffering> {
+        let now = self.ctx.clock.now();
+        candidates(
+            &self.set.spec,
+            billing,
+            &self.status.offerings,
+            markets,
+            now,
+        )
+    }
+
     /// Fallback machines run, spot has capacity again, and they have run on fallback for
     /// `revertToSpot.after`.
     pub(super) fn reverting(&self, members: &[Member], markets: &Markets) -> bool {
@@ -57,13 +69,7 @@ impl Run<'_> {
             return false;
         }
         let now = self.ctx.clock.now();
-        let spot = candidates(
-            spec,
-            BillingMode::Spot,
-            &self.status.offerings,
-            markets,
-            now,
-        );
+        let spot = self.offerings_now(BillingMode::Spot, markets);
         let since = self
             .status
             .condition(CAPACITY_DEGRADED)
@@ -82,28 +88,15 @@ impl Run<'_> {
         if self.cloud().await?.is_none() {
             return Ok(());
         }
-        let now = self.ctx.clock.now();
         let spec = self.set.spec.clone();
-        let on_demand = candidates(
-            &spec,
-            BillingMode::PayAsYouGo,
-            &self.status.offerings,
-            markets,
-            now,
-        );
+        let on_demand = self.offerings_now(BillingMode::PayAsYouGo, markets);
         let left = self
             .launch_across(&on_demand, wanted.on_demand, false, members)
             .await?;
         if left > 0 || self.stall.is_some() || self.retry {
             return Ok(());
         }
-        let spot = candidates(
-            &spec,
-            BillingMode::Spot,
-            &self.status.offerings,
-            markets,
-            now,
-        );
+        let spot = self.offerings_now(BillingMode::Spot, markets);
         let left = self
             .launch_across(&spot, wanted.spot, false, members)
             .await?;
@@ -115,14 +108,7 @@ impl Run<'_> {
             && self.stall.is_none()
             && !self.retry
         {
-            let now = self.ctx.clock.now();
-            let on_demand = candidates(
-                &spec,
-                BillingMode::PayAsYouGo,
-                &self.status.offerings,
-                markets,
-                now,
-            );
+            let on_demand = self.offerings_now(BillingMode::PayAsYouGo, markets);
             let before = left;
             let left = self.launch_across(&on_demand, left, true, members).await?;
             if left < before {
