@@ -1,6 +1,8 @@
 //! The executor of a set: settles the launches in flight, launches what the planner says
 //! is missing (falling back across offerings within the same pass), removes the surplus,
-//! and reports.
+//! and reports. This module is the pass; its parts are `launching` (write-ahead launches
+//! across offerings and zones), `removal` (scale-down and the set's deletion) and `report`
+//! (status, conditions and Events).
 //!
 //! Every change to `status.launches` is written with the resourceVersion the reconcile
 //! read (a PUT of the status): a stale cache or a second leader gets a conflict and starts
