@@ -320,7 +320,7 @@ impl Run<'_> {
         if let Err(e) = self
             .ctx
             .events
-            .publish(&regarding, type_, reason, note, "Launch")
+            .publish(&regarding, type_, reason, note, action_of(reason))
             .await
         {
             warn!(error = %e, reason, "could not publish Event");
@@ -463,5 +463,34 @@ impl Run<'_> {
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
+    }
+}
+
+/// The Event's `action` (what the set did) for each `reason` it reports.
+fn action_of(reason: &str) -> &'static str {
+    match reason {
+        "LaunchIssued" | "LaunchAbandoned" | "OfferingUnavailable" | "SpotFallback" => "Launch",
+        "ScaledDown" | "RevertedToSpot" => "ScaleDown",
+        "InstanceLost" => "Replace",
+        _ => "Reconcile",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::action_of;
+
+    #[test]
+    fn events_name_what_the_set_did() {
+        for (reason, action) in [
+            ("LaunchIssued", "Launch"),
+            ("SpotFallback", "Launch"),
+            ("ScaledDown", "ScaleDown"),
+            ("RevertedToSpot", "ScaleDown"),
+            ("InstanceLost", "Replace"),
+            ("Ready", "Reconcile"),
+        ] {
+            assert_eq!(action_of(reason), action, "{reason}");
+        }
     }
 }
