@@ -69,10 +69,7 @@ impl Census {
 /// child yet; a Pending one its whole count (RunInstances may have been sent).
 pub fn census(members: &[Member], launches: &[LaunchRecord]) -> Census {
     let mut c = Census::default();
-    let with_child: HashSet<&str> = members
-        .iter()
-        .filter_map(|m| m.instance_id.as_deref())
-        .collect();
+    let with_child = with_child(members);
     for m in members.iter().filter(|m| !m.deleting) {
         c.live += 1;
         c.ready += i32::from(m.ready);
@@ -94,6 +91,14 @@ pub fn census(members: &[Member], launches: &[LaunchRecord]) -> Census {
     c
 }
 
+/// The instance IDs that have a child.
+fn with_child(members: &[Member]) -> HashSet<&str> {
+    members
+        .iter()
+        .filter_map(|m| m.instance_id.as_deref())
+        .collect()
+}
+
 /// Machines of `launch` that have no child yet: an Issued launch's IDs without one, a
 /// Pending launch's whole count (RunInstances may have been sent).
 fn in_flight(launch: &LaunchRecord, with_child: &HashSet<&str>) -> i32 {
@@ -109,10 +114,7 @@ fn in_flight(launch: &LaunchRecord, with_child: &HashSet<&str>) -> i32 {
 
 /// The set's machines per zone: children not being deleted and launches in flight.
 pub fn zone_counts(members: &[Member], launches: &[LaunchRecord]) -> HashMap<String, i32> {
-    let with_child: HashSet<&str> = members
-        .iter()
-        .filter_map(|m| m.instance_id.as_deref())
-        .collect();
+    let with_child = with_child(members);
     let mut counts: HashMap<String, i32> = HashMap::new();
     for m in members.iter().filter(|m| !m.deleting) {
         *counts.entry(m.zone.clone()).or_default() += 1;
@@ -121,6 +123,13 @@ pub fn zone_counts(members: &[Member], launches: &[LaunchRecord]) -> HashMap<Str
         *counts.entry(launch.offering.zone.clone()).or_default() += in_flight(launch, &with_child);
     }
     counts
+}
+
+/// Whether the set spreads its machines across zones (`offerings.zoneBalance: Balanced`).
+pub fn balances_zones(spec: &CvmInstanceSetSpec) -> bool {
+    spec.offerings
+        .as_ref()
+        .is_some_and(|o| o.zone_balance == ZoneBalance::Balanced)
 }
 
 /// Splits `n` launches among the zones of `offerings`, each to the zone with the fewest
@@ -284,11 +293,7 @@ pub fn victims(
         })
     });
     let n = n.max(0) as usize;
-    let balanced = spec
-        .offerings
-        .as_ref()
-        .is_some_and(|o| o.zone_balance == ZoneBalance::Balanced);
-    if !balanced {
+    if !balances_zones(spec) {
         return candidates
             .into_iter()
             .take(n)

@@ -8,9 +8,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tracing::{info, warn};
 
 use super::{CAPACITY_DEGRADED, Run};
-use crate::api::{
-    BillingMode, LaunchOffering, LaunchPhase, LaunchRecord, OfferingStatus, ZoneBalance,
-};
+use crate::api::{BillingMode, LaunchOffering, LaunchPhase, LaunchRecord, OfferingStatus};
 use crate::controller::Error;
 use crate::controller::conditions::reason_from_code;
 use crate::controller::events::EventType;
@@ -136,13 +134,7 @@ impl Run<'_> {
         fallback: bool,
         members: &[Member],
     ) -> Result<i32, Error> {
-        let balanced = self
-            .set
-            .spec
-            .offerings
-            .as_ref()
-            .is_some_and(|o| o.zone_balance == ZoneBalance::Balanced);
-        if !balanced {
+        if !plan::balances_zones(&self.set.spec) {
             return self.launch_in_order(offerings, n, fallback).await;
         }
         // Each round splits what is missing among the zones still open; a zone that launched
